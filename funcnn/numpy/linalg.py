@@ -1,0 +1,5 @@
+"""``funcnn.numpy.linalg``: differentiable norms."""
+
+from funcnn.numpy._linalg import norm
+
+__all__ = ["norm"]
