@@ -1,0 +1,435 @@
+"""SGD, Adam, AdamW, RMSprop and Adagrad: torch.optim's classes as shells over funcnn.optim.
+
+Each class keeps torch.optim's constructor, defaults, validation messages, ``param_groups``
+keys and per-parameter state names; its ``step()`` calls the same-named ``funcnn.optim``
+function built from the group's current hyperparameters (see :class:`Optimizer`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from funcnn import numpy as fnp
+from funcnn import optim as fo
+from funcnn.optim._base import GradientTransformation
+from funcnn_modules.optim.optimizer import Optimizer
+from funcnn_modules.tensor import wrap
+
+__all__ = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]
+
+_NOT_DIFFERENTIABLE = (
+    "{cls}: differentiable=True is not supported; to differentiate through optimiser steps "
+    "use the pure functions of funcnn.optim (e.g. funcnn.optim.{fn}) inside funcnn.grad"
+)
+
+
+def _check_lr(lr: Any) -> None:
+    if not 0.0 <= lr:
+        raise ValueError(f"Invalid learning rate: {lr}")
+
+
+def _check_differentiable(cls: str, fn: str, differentiable: bool) -> None:
+    if differentiable:
+        raise NotImplementedError(_NOT_DIFFERENTIABLE.format(cls=cls, fn=fn))
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum (``torch.optim.SGD``).
+
+    See ``funcnn.optim.sgd`` for the arithmetic. State per parameter: ``momentum_buffer``
+    (only with momentum).
+
+    Args:
+        params: tensors or param groups to optimise.
+        lr: learning rate (default 1e-3, PyTorch's).
+        momentum: momentum factor.
+        dampening: dampening for momentum.
+        weight_decay: L2 penalty.
+        nesterov: Nesterov momentum.
+        maximize: maximise the objective.
+        foreach, fused: accepted for compatibility; they do not change the arithmetic.
+        differentiable: must be False (use ``funcnn.optim`` to differentiate through steps).
+    """
+
+    _core_state_type = fo.TraceState
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float = 0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        differentiable: bool = False,
+        fused: bool | None = None,
+    ) -> None:
+        _check_lr(lr)
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        _check_differentiable("SGD", "sgd", differentiable)
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "dampening": dampening,
+            "weight_decay": weight_decay,
+            "nesterov": nesterov,
+            "maximize": maximize,
+            "foreach": foreach,
+            "differentiable": differentiable,
+            "fused": fused,
+        }
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        super().__init__(params, defaults)
+
+    def _transformation(self, group: dict[str, Any]) -> GradientTransformation:
+        return fo.sgd(
+            float(group["lr"]),
+            momentum=group["momentum"],
+            dampening=group["dampening"],
+            nesterov=group["nesterov"],
+            weight_decay=group["weight_decay"],
+            maximize=group["maximize"],
+        )
+
+    def _bucket(self, group: dict[str, Any], state: dict[str, Any]) -> Any:
+        return "momentum_buffer" in state
+
+    def _read_state(self, group: dict[str, Any], states: list[dict], params: list) -> Any:
+        if "momentum_buffer" not in states[0]:
+            return fo.TraceState(0, None)  # torch: the buffer starts as the first gradient
+        return fo.TraceState(
+            1, [self._get(st, "momentum_buffer", p) for st, p in zip(states, params)]
+        )
+
+    def _write_state(self, group: dict[str, Any], states: list[dict], core: Any) -> None:
+        for st, buf in zip(states, core.trace):
+            self._put(st, "momentum_buffer", buf)
+
+
+def _check_adam_args(lr: Any, betas: Any, eps: Any, weight_decay: Any) -> tuple[float, float]:
+    _check_lr(lr)
+    if not 0.0 <= eps:
+        raise ValueError(f"Invalid epsilon value: {eps}")
+    if not 0.0 <= betas[0] < 1.0:
+        raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+    if not 0.0 <= betas[1] < 1.0:
+        raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+    if not 0.0 <= weight_decay:
+        raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+    return float(betas[0]), float(betas[1])
+
+
+class Adam(Optimizer):
+    """Adam (``torch.optim.Adam``); weight decay is L2 added to the gradient unless
+    ``decoupled_weight_decay=True`` (then it is AdamW).
+
+    See ``funcnn.optim.adam``. State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq`` and
+    with AMSGrad ``max_exp_avg_sq``.
+
+    Args:
+        params: tensors or param groups to optimise.
+        lr: learning rate.
+        betas: decay rates of the first and second moments, each in [0, 1).
+        eps: added to the denominator after the square root.
+        weight_decay: weight decay.
+        amsgrad: use the running maximum of the second moments.
+        maximize: maximise the objective.
+        decoupled_weight_decay: apply weight decay to the parameters, as AdamW.
+        foreach, capturable, fused: accepted for compatibility; no effect on the arithmetic.
+        differentiable: must be False.
+    """
+
+    _core_state_type = fo.ScaleByAdamState
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        amsgrad: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+        decoupled_weight_decay: bool = False,
+    ) -> None:
+        betas = _check_adam_args(lr, betas, eps, weight_decay)
+        _check_differentiable(type(self).__name__, "adam", differentiable)
+        defaults = {
+            "lr": lr,
+            "betas": betas,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "amsgrad": amsgrad,
+            "maximize": maximize,
+            "foreach": foreach,
+            "capturable": capturable,
+            "differentiable": differentiable,
+            "fused": fused,
+            "decoupled_weight_decay": decoupled_weight_decay,
+        }
+        super().__init__(params, defaults)
+
+    def _transformation(self, group: dict[str, Any]) -> GradientTransformation:
+        make = fo.adamw if group.get("decoupled_weight_decay", False) else fo.adam
+        b1, b2 = group["betas"]
+        return make(
+            float(group["lr"]),
+            b1=float(b1),
+            b2=float(b2),
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            amsgrad=group["amsgrad"],
+            maximize=group["maximize"],
+        )
+
+    def _read_state(self, group: dict[str, Any], states: list[dict], params: list) -> Any:
+        amsgrad = group["amsgrad"]
+        return fo.ScaleByAdamState(
+            self._count(states[0]),
+            [self._get(st, "exp_avg", p) for st, p in zip(states, params)],
+            [self._get(st, "exp_avg_sq", p) for st, p in zip(states, params)],
+            [self._get(st, "max_exp_avg_sq", p) for st, p in zip(states, params)]
+            if amsgrad
+            else None,
+        )
+
+    def _write_state(self, group: dict[str, Any], states: list[dict], core: Any) -> None:
+        for i, st in enumerate(states):
+            self._put_step(st, core.count)
+            self._put(st, "exp_avg", core.mu[i])
+            self._put(st, "exp_avg_sq", core.nu[i])
+            if core.nu_max is not None:
+                self._put(st, "max_exp_avg_sq", core.nu_max[i])
+
+
+class AdamW(Adam):
+    """AdamW (``torch.optim.AdamW``): Adam with decoupled weight decay, ``p *= 1 - lr * wd``.
+
+    Same arguments as :class:`Adam` with ``weight_decay=1e-2`` by default; see
+    ``funcnn.optim.adamw``.
+    """
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+    ) -> None:
+        super().__init__(
+            params,
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            amsgrad,
+            foreach=foreach,
+            maximize=maximize,
+            capturable=capturable,
+            differentiable=differentiable,
+            fused=fused,
+            decoupled_weight_decay=True,
+        )
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        for group in self.param_groups:
+            group["decoupled_weight_decay"] = True
+
+
+class RMSprop(Optimizer):
+    """RMSprop (``torch.optim.RMSprop``); see ``funcnn.optim.rmsprop``.
+
+    State per parameter: ``step``, ``square_avg``, with momentum ``momentum_buffer`` and when
+    centered ``grad_avg``.
+
+    Args:
+        params: tensors or param groups to optimise.
+        lr: learning rate (default 1e-2).
+        alpha: smoothing constant.
+        eps: added to the denominator after the square root.
+        weight_decay: L2 penalty.
+        momentum: momentum factor.
+        centered: normalise by an estimate of the gradient's variance.
+        maximize: maximise the objective.
+        capturable, foreach: accepted for compatibility.
+        differentiable: must be False.
+    """
+
+    _core_state_type = fo.ScaleByRmsState
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        momentum: float = 0,
+        centered: bool = False,
+        capturable: bool = False,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        differentiable: bool = False,
+    ) -> None:
+        _check_lr(lr)
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not 0.0 <= momentum:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if not 0.0 <= alpha:
+            raise ValueError(f"Invalid alpha value: {alpha}")
+        _check_differentiable("RMSprop", "rmsprop", differentiable)
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "alpha": alpha,
+            "eps": eps,
+            "centered": centered,
+            "weight_decay": weight_decay,
+            "capturable": capturable,
+            "foreach": foreach,
+            "maximize": maximize,
+            "differentiable": differentiable,
+        }
+        super().__init__(params, defaults)
+
+    def _transformation(self, group: dict[str, Any]) -> GradientTransformation:
+        return fo.rmsprop(
+            float(group["lr"]),
+            alpha=group["alpha"],
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            momentum=group["momentum"],
+            centered=group["centered"],
+            maximize=group["maximize"],
+        )
+
+    def _read_state(self, group: dict[str, Any], states: list[dict], params: list) -> Any:
+        pairs = list(zip(states, params))
+        return fo.ScaleByRmsState(
+            self._count(states[0]),
+            [self._get(st, "square_avg", p) for st, p in pairs],
+            [self._get(st, "grad_avg", p) for st, p in pairs] if group["centered"] else None,
+            [self._get(st, "momentum_buffer", p) for st, p in pairs]
+            if group["momentum"] > 0
+            else None,
+        )
+
+    def _write_state(self, group: dict[str, Any], states: list[dict], core: Any) -> None:
+        for i, st in enumerate(states):
+            self._put_step(st, core.count)
+            self._put(st, "square_avg", core.square_avg[i])
+            if core.momentum_buffer is not None:
+                self._put(st, "momentum_buffer", core.momentum_buffer[i])
+            if core.grad_avg is not None:
+                self._put(st, "grad_avg", core.grad_avg[i])
+
+
+class Adagrad(Optimizer):
+    """Adagrad (``torch.optim.Adagrad``); see ``funcnn.optim.adagrad``.
+
+    State per parameter (made at construction, like PyTorch): ``step`` and ``sum``.
+
+    Args:
+        params: tensors or param groups to optimise.
+        lr: learning rate (default 1e-2).
+        lr_decay: learning-rate decay.
+        weight_decay: L2 penalty.
+        initial_accumulator_value: starting value of ``sum``.
+        eps: added to the denominator.
+        maximize: maximise the objective.
+        foreach, fused: accepted for compatibility.
+        differentiable: must be False.
+    """
+
+    _core_state_type = fo.ScaleByAdagradState
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-2,
+        lr_decay: float = 0,
+        weight_decay: float = 0,
+        initial_accumulator_value: float = 0,
+        eps: float = 1e-10,
+        foreach: bool | None = None,
+        *,
+        maximize: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+    ) -> None:
+        _check_lr(lr)
+        if not 0.0 <= lr_decay:
+            raise ValueError(f"Invalid lr_decay value: {lr_decay}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if not 0.0 <= initial_accumulator_value:
+            raise ValueError(
+                f"Invalid initial_accumulator_value value: {initial_accumulator_value}"
+            )
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        _check_differentiable("Adagrad", "adagrad", differentiable)
+        defaults = {
+            "lr": lr,
+            "lr_decay": lr_decay,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "initial_accumulator_value": initial_accumulator_value,
+            "foreach": foreach,
+            "maximize": maximize,
+            "differentiable": differentiable,
+            "fused": fused,
+        }
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state[p]
+                self._put_step(state, 0)
+                init = float(group["initial_accumulator_value"])
+                state["sum"] = wrap(fnp.full_like(p._value, init))
+
+    def _transformation(self, group: dict[str, Any]) -> GradientTransformation:
+        return fo.adagrad(
+            float(group["lr"]),
+            lr_decay=group["lr_decay"],
+            weight_decay=group["weight_decay"],
+            initial_accumulator_value=group["initial_accumulator_value"],
+            eps=group["eps"],
+            maximize=group["maximize"],
+        )
+
+    def _read_state(self, group: dict[str, Any], states: list[dict], params: list) -> Any:
+        init = float(group["initial_accumulator_value"])
+        return fo.ScaleByAdagradState(
+            self._count(states[0]),
+            [self._get(st, "sum", p, fill=init) for st, p in zip(states, params)],
+        )
+
+    def _write_state(self, group: dict[str, Any], states: list[dict], core: Any) -> None:
+        for st, total in zip(states, core.sum):
+            self._put_step(st, core.count)
+            self._put(st, "sum", total)
