@@ -8,9 +8,9 @@ or a ``funcnn.nn`` function, and wraps the answer: there is no math here. Under 
 the eager boxes are stripped before the call, so nothing is recorded.
 
 In-place methods (``add_``, ``zero_``, ``x[i] = v`` ...) compute the new value with the same
-ops and rebind the tensor to it; writes through ``.data`` and ``.grad`` reach the tensor (or
-gradient slot) they came from. Views (``x[0]``, ``x.view(...)``) are copies as far as later
-in-place writes are concerned.
+ops and rebind the tensor to it; writes through ``.data``, ``.grad`` and a leaf's
+``.detach()`` reach the tensor (or gradient slot) they came from. Views (``x[0]``,
+``x.view(...)``) are copies as far as later in-place writes are concerned.
 """
 
 from __future__ import annotations
@@ -121,6 +121,13 @@ def _is_float_dtype(d: Any) -> bool:
     return backend.is_floating(d)
 
 
+def _category(d: Any) -> int:
+    """PyTorch's promotion category of a dtype: 0 bool, 1 integer, 2 floating."""
+    if _is_float_dtype(d):
+        return 2
+    return 0 if _dtypes.from_array_dtype(d) is _dtypes.bool else 1
+
+
 def _promote(x: Any, y: Any) -> tuple[Any, Any]:
     """Cast operands the way PyTorch promotes them (NumPy would pick float64 for int and float32)."""
     dx = getattr(_raw(x), "dtype", None)
@@ -128,6 +135,15 @@ def _promote(x: Any, y: Any) -> tuple[Any, Any]:
     if dx is not None and dy is not None:
         if dx == dy:
             return x, y
+        zx, zy = _raw(x).ndim == 0, _raw(y).ndim == 0
+        if zx != zy:
+            # A 0-dim tensor acts like a Python number: it sets the result's dtype only when its
+            # category (bool < integer < floating) is higher (float32 (n,) * float64 () stays
+            # float32, int64 (n,) * float64 () becomes float64), as in PyTorch.
+            cx, cy = _category(dx), _category(dy)
+            if zy:
+                return (x, fnp.astype(y, dx)) if cy <= cx else (fnp.astype(x, dy), y)
+            return (fnp.astype(x, dy), y) if cx <= cy else (x, fnp.astype(y, dx))
         fx, fy = _is_float_dtype(dx), _is_float_dtype(dy)
         if fx and not fy:
             return x, fnp.astype(y, dx)
@@ -438,8 +454,18 @@ class Tensor:
         self._set_value(as_array(value))
 
     def detach(self) -> Tensor:
-        """The same values, cut from the graph."""
-        return wrap(self._value)
+        """The same values, cut from the graph.
+
+        The detached tensor of a leaf (a parameter, a buffer, a plain tensor) shares its
+        writes: ``model.state_dict()["w"].zero_()`` or ``p.detach().mul_(2)`` change the leaf,
+        as in PyTorch. That of a computed tensor is independent (sharing would keep the graph
+        alive as long as the detached tensor, e.g. ``losses.append(loss.detach())``).
+        """
+        t = wrap(self._value)
+        d = self._data
+        if type(d) is not Box or (d._trace == EAGER_TRACE and d._node.prim is None):
+            t._base = self
+        return t
 
     def detach_(self) -> Tensor:
         self._data = self._value
@@ -679,12 +705,13 @@ class Tensor:
         if dtype is not None:
             out = out._cast(dtype)
         if dev is not None and device(dev) != self.device:
+            moved = _to_device(out._value, dev)  # first: a missing GPU gets its own clear error
             if type(out._data) is Box:
                 raise RuntimeError(
                     "funcnn_modules: moving a tensor that requires grad between devices is not "
                     "differentiable here; move the leaves (or the module) before the forward pass"
                 )
-            out = wrap(_to_device(out._value, dev))
+            out = wrap(moved)
         return out
 
     def cpu(self) -> Tensor:

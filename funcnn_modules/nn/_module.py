@@ -152,7 +152,7 @@ class Module:
         if isinstance(value, Parameter):
             if params is None:
                 raise AttributeError("cannot assign parameters before Module.__init__() call")
-            self._remove_member(name)
+            self._remove_member(name, keep="_parameters")  # a replacement keeps its place
             self.register_parameter(name, value)
             return
         if params is not None and name in params:
@@ -167,7 +167,7 @@ class Module:
         if isinstance(value, Module):
             if modules is None:
                 raise AttributeError("cannot assign module before Module.__init__() call")
-            self._remove_member(name)
+            self._remove_member(name, keep="_modules")
             modules[name] = value
             return
         if modules is not None and name in modules:
@@ -182,7 +182,6 @@ class Module:
         if isinstance(value, Buffer):
             if buffers is None:
                 raise AttributeError("cannot assign buffer before Module.__init__() call")
-            self._remove_member(name)
             self.register_buffer(name, value, persistent=value.persistent)
             return
         if buffers is not None and name in buffers:
@@ -204,11 +203,14 @@ class Module:
                 return
         object.__delattr__(self, name)
 
-    def _remove_member(self, name: str) -> None:
+    def _remove_member(self, name: str, keep: str) -> None:
+        """Forget ``name`` everywhere but in the ``keep`` store (where it is replaced in place,
+        so it keeps its position in ``state_dict()`` and ``named_modules()``, as in PyTorch)."""
         d = self.__dict__
         d.pop(name, None)
         for store in ("_parameters", "_buffers", "_modules"):
-            d[store].pop(name, None)
+            if store != keep:
+                d[store].pop(name, None)
         d["_non_persistent_buffers_set"].discard(name)
 
     def _check_name(self, name: Any, kind: str) -> None:
@@ -404,6 +406,35 @@ class Module:
                     targets[pre + name] = b
         return targets
 
+    def _unexpected_keys(self, keys: list, prefix: str = "") -> list:
+        """The keys (all starting with ``prefix``) that PyTorch's ``load_state_dict`` calls
+        unexpected, in its order: each is reported by the deepest module its path reaches."""
+        d = self.__dict__
+        local = {n for n, p in d["_parameters"].items() if p is not None}
+        nonpersistent = d["_non_persistent_buffers_set"]
+        local.update(
+            n for n, b in d["_buffers"].items() if b is not None and n not in nonpersistent
+        )
+        modules = d["_modules"]
+        out = []
+        n = len(prefix)
+        for key in keys:
+            if not isinstance(key, str):
+                out.append(key)
+                continue
+            head, dot, _ = key[n:].partition(".")
+            if (head not in modules) if dot else (head not in local):
+                out.append(key)
+        for name, child in modules.items():
+            if child is not None:
+                sub = prefix + name + "."
+                out.extend(
+                    child._unexpected_keys(
+                        [k for k in keys if isinstance(k, str) and k.startswith(sub)], sub
+                    )
+                )
+        return out
+
     def load_state_dict(
         self, state_dict: Any, strict: bool = True, assign: bool = False
     ) -> _IncompatibleKeys:
@@ -421,7 +452,7 @@ class Module:
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
         targets = self._state_targets()
         missing = [k for k in targets if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in targets]
+        unexpected = self._unexpected_keys(list(state_dict.keys()))
         errors = []
         loads = []
         for key, target in targets.items():
@@ -438,6 +469,8 @@ class Module:
                     )
                     continue
             shape = tuple(value.shape)
+            if shape == (1,) and target._value.ndim == 0:  # PyTorch loads (1,) into ()
+                value, shape = value.reshape(()), ()
             if shape != tuple(target._value.shape):
                 errors.append(
                     f"size mismatch for {key}: copying a param with shape {_dtypes.Size(shape)} from "

@@ -9,6 +9,7 @@ mode; and the same SGD loop must leave the same weights after several steps.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections import OrderedDict
 
@@ -427,3 +428,309 @@ def test_initialisation_statistics_match():
             for q in (0.5, 0.9, 0.99):
                 oq, rq = np.quantile(np.abs(ours), q), np.quantile(np.abs(ref), q)
                 assert abs(oq - rq) <= 0.1 * rq + 1e-7, (name, q, oq, rq)
+
+
+# ----------------------------------------------------------------------------- the tensor API
+
+# Expressions evaluated with ``lib`` = torch and ``lib`` = funcnn_modules: shape, dtype and
+# values must agree (constructors, promotion, reductions with dim/keepdim, indexing, casts).
+TENSOR_EXPRESSIONS = [
+    "lib.tensor([1, 2, 3])",
+    "lib.tensor([1.0, 2, 3])",
+    "lib.tensor(3)",
+    "lib.tensor(3.5)",
+    "lib.tensor(True)",
+    "lib.tensor([[1, 2], [3, 4]], dtype=lib.float64)",
+    "lib.tensor(np.arange(3))",
+    "lib.tensor(np.arange(3.0))",
+    "lib.tensor(np.arange(3.0, dtype=np.float32))",
+    "lib.Tensor([1, 2, 3])",
+    "lib.Tensor(np.arange(3))",
+    "lib.zeros(2, 3)",
+    "lib.zeros((2, 3), dtype=lib.int64)",
+    "lib.ones([2])",
+    "lib.full((2, 2), 7)",
+    "lib.full((2, 2), 7.0)",
+    "lib.full((2, 2), True)",
+    "lib.arange(5)",
+    "lib.arange(1, 5, 2)",
+    "lib.arange(0, 1, 0.25)",
+    "lib.arange(5.0)",
+    "lib.arange(2, dtype=lib.float32)",
+    "lib.zeros_like(lib.tensor([1, 2]))",
+    "lib.ones_like(lib.tensor([1.0, 2]))",
+    "lib.eye(3)",
+    "lib.linspace(0, 1, 5)",
+    "lib.tensor([1, 2]) + 1.5",
+    "lib.tensor([1, 2]) * 2",
+    "lib.tensor([1, 2]) / 2",
+    "lib.tensor([1, 2]) // 2",
+    "lib.tensor([1.0, 2]) ** 2",
+    "2 ** lib.tensor([1.0, 2])",
+    "lib.tensor([1, 2]) + lib.tensor([0.5])",
+    "lib.tensor([1.0, 2], dtype=lib.float64) + lib.tensor([0.5])",
+    "lib.tensor([1.0, 2]) + np.float64(0.5)",
+    "lib.tensor([1, 2]) + True",
+    "lib.tensor([1, 2, 3], dtype=lib.int32) + lib.tensor([1, 2, 3])",
+    "lib.tensor([1, 2, 3], dtype=lib.int32) + 1",
+    "lib.tensor([1, 2]) * lib.tensor(3.0, dtype=lib.float64)",
+    "lib.tensor([1, 2], dtype=lib.int32) * lib.tensor(3)",
+    "lib.tensor([1.0, 2], dtype=lib.float16) * lib.tensor(3.0)",
+    "lib.tensor([True]) * lib.tensor(3)",
+    "lib.tensor([True]) + 1.5",
+    "lib.ones(2) * lib.tensor(3.0, dtype=lib.float64)",
+    "lib.tensor(3.0, dtype=lib.float64) - lib.ones(2)",
+    "lib.tensor(3, dtype=lib.int64) - lib.ones(2, dtype=lib.int32)",
+    "lib.tensor(3.5) / lib.tensor([2, 4])",
+    "lib.tensor(2.0) * lib.tensor([1, 2])",
+    "lib.tensor([2.0], dtype=lib.float64) * lib.tensor(3.0)",
+    "lib.where(lib.tensor([True, False]), lib.ones(2), lib.tensor(0.0, dtype=lib.float64))",
+    "lib.maximum(lib.ones(2), lib.tensor(0.0, dtype=lib.float64))",
+    "lib.tensor([1, 2]) == lib.tensor(3.0, dtype=lib.float64)",
+    "-lib.tensor([1, 2])",
+    "lib.tensor([1.0, 2]) % 1.5",
+    "lib.tensor([5, 7]) % 3",
+    "lib.tensor([1, 2]) == lib.tensor([1, 3])",
+    "(lib.tensor([1, 2]) == lib.tensor([1, 3])).float().mean()",
+    "(lib.tensor([1, 2]) == lib.tensor([1, 3])).sum()",
+    "lib.tensor([True, False]).sum()",
+    "lib.tensor([1, 2, 3]).sum()",
+    "lib.tensor([1, 2, 3]).float().mean()",
+    "lib.tensor([[1.0, 2], [3, 4]]).sum(dim=0, keepdim=True)",
+    "lib.tensor([[1.0, 2], [3, 4]]).sum((0, 1))",
+    "lib.tensor([[1.0, 2], [3, 4]]).sum(-1)",
+    "lib.tensor([[1.0, 2], [3, 4]]).mean(1)",
+    "lib.tensor([[1.0, 2], [3, 4]]).mean(dim=(0, 1), keepdim=True)",
+    "lib.tensor([[1.0, 5], [3, 4]]).max(dim=1).values",
+    "lib.tensor([[1.0, 5], [3, 4]]).max(dim=1, keepdim=True).indices",
+    "lib.tensor([[1.0, 5], [3, 4]]).min(0)[1]",
+    "lib.tensor([[1.0, 5], [3, 4]]).max()",
+    "lib.tensor([[1.0, 5], [3, 4]]).argmax()",
+    "lib.tensor([[1.0, 5], [3, 4]]).argmax(dim=1)",
+    "lib.tensor([[1.0, 5], [3, 4]]).argmax(1, keepdim=True)",
+    "lib.tensor([[1.0, 5], [3, 4]]).std()",
+    "lib.tensor([[1.0, 5], [3, 4]]).std(dim=0)",
+    "lib.tensor([[1.0, 5], [3, 4]]).var(dim=1, keepdim=True)",
+    "lib.tensor([[1.0, 5], [3, 4]]).var(unbiased=False)",
+    "lib.tensor([[1.0, 2], [3, 4]]).prod()",
+    "lib.tensor([[1.0, 5], [3, 4]])[0]",
+    "lib.tensor([[1.0, 5], [3, 4]])[:, 1]",
+    "lib.tensor([[1.0, 5], [3, 4]])[..., None]",
+    "lib.tensor([[1.0, 5], [3, 4]])[lib.tensor([True, False])]",
+    "lib.tensor([[1.0, 5], [3, 4]])[lib.tensor([1, 0])]",
+    "lib.tensor([[1.0, 5], [3, 4]])[lib.tensor([[1.0, 5], [3, 4]]) > 2]",
+    "lib.tensor([[1.0, 5], [3, 4]])[-1, -1]",
+    "lib.tensor([1, 2, 3]).to(lib.float32)",
+    "lib.tensor([1.7, -2.7]).long()",
+    "lib.tensor([1.7, -2.7]).int()",
+    "lib.tensor([1.7, -2.7]).to(dtype=lib.float64)",
+    "lib.tensor([1.7, -2.7]).to('cpu')",
+    "lib.tensor([1.7, -2.7]).to('cpu', lib.float64)",
+    "lib.tensor([1.7, -2.7]).double().float()",
+    "lib.tensor([1, 0]).bool()",
+    "lib.arange(6).view(2, 3)",
+    "lib.arange(6).view(-1, 2)",
+    "lib.arange(6).reshape(3, -1)",
+    "lib.arange(24).reshape(2, 3, 4).permute(2, 0, 1)",
+    "lib.arange(24).reshape(2, 3, 4).transpose(0, 2)",
+    "lib.arange(6).reshape(2, 3).T",
+    "lib.arange(6).reshape(1, 2, 3).squeeze()",
+    "lib.arange(6).reshape(1, 2, 3).squeeze(0).unsqueeze(-1)",
+    "lib.arange(6).reshape(2, 3).flatten()",
+    "lib.relu(lib.tensor([-1.0, 2]))",
+    "lib.sigmoid(lib.tensor([-1.0, 2]))",
+    "lib.tanh(lib.tensor([-1.0, 2]))",
+    "lib.softmax(lib.tensor([[-1.0, 2], [0, 1]]), dim=1)",
+    "lib.log_softmax(lib.tensor([[-1.0, 2], [0, 1]]), dim=0)",
+    "lib.softmax(lib.tensor([[-1.0, 2], [0, 1]]), 1)",
+    "lib.cat([lib.ones(2, 2), lib.zeros(1, 2)])",
+    "lib.cat([lib.ones(2, 2), lib.zeros(2, 1)], dim=1)",
+    "lib.cat((lib.ones(2, 2), lib.zeros(2, 1)), 1)",
+    "lib.cat([lib.ones(2), lib.ones(2, dtype=lib.float64)])",
+    "lib.stack([lib.ones(2), lib.zeros(2)])",
+    "lib.stack([lib.ones(2), lib.zeros(2)], dim=1)",
+    "lib.exp(lib.tensor([0.0, 1]))",
+    "lib.log(lib.tensor([1.0, 2]))",
+    "lib.tensor([1.5, 2]) < 2",
+    "lib.tensor([1.5, 2]) >= 2",
+    "lib.tensor([1.5, 2]) != 2",
+    "(lib.tensor([1.5, 2]) > 1) & (lib.tensor([1.5, 2]) < 2)",
+    "lib.tensor([1.5, 2]).clamp(min=1.8)",
+    "lib.where(lib.tensor([1.5, -2]) > 0, lib.tensor([1.5, -2]), 0.0)",
+    "lib.tensor([[1.0, 2], [3, 4]]) @ lib.tensor([1.0, 1])",
+    "lib.matmul(lib.tensor([[1.0, 2], [3, 4]]), lib.tensor([[1.0], [1]]))",
+    "(lib.tensor([1.0, 2], requires_grad=True) * 2).detach()",
+]
+
+# Attributes and small values that are plain Python objects on both sides.
+TENSOR_FACTS = [
+    "lib.randn(2, 3).shape",
+    "lib.randn(2, 3).dtype",
+    "lib.rand(4).dtype",
+    "lib.randint(0, 5, (3,)).dtype",
+    "lib.randint(5, (3,)).dtype",
+    "lib.randn(2, dtype=lib.float64).dtype",
+    "lib.get_default_dtype()",
+    "lib.tensor([3.0]).item()",
+    "lib.tensor(3).item()",
+    "lib.tensor([[1, 2]]).tolist()",
+    "lib.tensor([1.0, 2]).dtype",
+    "str(lib.tensor([1.0, 2]).device)",
+    "lib.tensor([1.0, 2]).device.type",
+    "lib.tensor([1.0, 2]).is_leaf",
+    "lib.tensor([1.0, 2]).requires_grad",
+    "lib.tensor([1.0, 2], requires_grad=True).is_leaf",
+    "(lib.tensor([1.0, 2], requires_grad=True) * 2).is_leaf",
+    "(lib.tensor([1.0, 2], requires_grad=True) * 2).requires_grad",
+    "lib.tensor([[1.0, 2], [3, 4]]).size()",
+    "lib.tensor([[1.0, 2], [3, 4]]).size(1)",
+    "lib.tensor([[1.0, 2], [3, 4]]).numel()",
+    "lib.tensor([[1.0, 2], [3, 4]]).dim()",
+    "lib.tensor([1, 2, 3]).sum().dtype",
+    "repr(lib.arange(24).reshape(2, 3, 4).permute(2, 0, 1).shape)",
+    "lib.float32 == lib.float",
+    "lib.is_tensor(lib.ones(1))",
+]
+
+
+def _describe(value):
+    if isinstance(value, (torch.Tensor, fm.Tensor)):
+        arr = value.detach().numpy()
+        return tuple(arr.shape), str(value.dtype), arr
+    return value
+
+
+@pytest.mark.parametrize("expr", TENSOR_EXPRESSIONS)
+def test_tensor_expressions_match(expr):
+    ref = _describe(eval(expr, {"lib": torch, "np": np}))
+    ours = _describe(eval(expr, {"lib": fm, "np": np}))
+    assert ours[:2] == ref[:2], f"{expr}: (shape, dtype) {ours[:2]} vs torch {ref[:2]}"
+    if ref[2].dtype.kind == "f":
+        np.testing.assert_allclose(ours[2], ref[2], rtol=1e-6, err_msg=expr)
+    else:
+        np.testing.assert_array_equal(ours[2], ref[2], err_msg=expr)
+
+
+@pytest.mark.parametrize("expr", TENSOR_FACTS)
+def test_tensor_facts_match(expr):
+    ref = eval(expr, {"lib": torch, "np": np})
+    ours = eval(expr, {"lib": fm, "np": np})
+    assert repr(ours) == repr(ref), expr
+
+
+def test_backward_errors_match():
+    for lib in (torch, fm):
+        x = lib.tensor([0.5, 1.0], requires_grad=True)
+        loss = (x * 2).sin().sum()
+        loss.backward()
+        with pytest.raises(RuntimeError, match="Trying to backward through the graph a second"):
+            loss.backward()
+        with pytest.raises(RuntimeError, match="grad can be implicitly created only for scalar"):
+            (x * 2).backward()
+        with pytest.raises(RuntimeError, match="does not require grad and does not have a grad_fn"):
+            lib.ones(2).sum().backward()
+        with pytest.raises(RuntimeError, match=re.escape("Use tensor.detach().numpy() instead")):
+            x.numpy()
+        with pytest.raises(RuntimeError, match="a leaf Variable that requires grad"):
+            x.add_(1.0)
+
+
+# ----------------------------------------------------------------------------- the Module API
+
+
+def _api_model(lib):
+    nn = lib.nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 6)
+            self.register_buffer("count", lib.zeros(1))
+            self.register_buffer("scratch", lib.ones(2), persistent=False)
+            self.scale = nn.Parameter(lib.ones(1))
+            self.block = nn.Sequential(nn.Linear(6, 3), nn.Tanh())
+
+        def forward(self, x):
+            return self.block(self.fc(x).relu()) * self.scale
+
+    return Net()
+
+
+def _error(fn_):
+    try:
+        fn_()
+    except Exception as e:  # noqa: BLE001 - the type and text are what is compared
+        return type(e).__name__, str(e)
+    return None
+
+
+def test_module_api_matches():
+    results = {}
+    for lib in (torch, fm):
+        m = _api_model(lib)
+        seen = []
+        m.apply(lambda mod, seen=seen: seen.append(type(mod).__name__))
+        before = list(m.state_dict())
+        m.fc = lib.nn.Linear(4, 6, bias=False)  # replace a child: it keeps its place
+        m.scale = lib.nn.Parameter(lib.full((1,), 2.0))
+        sd = m.state_dict()
+        sd["count"].add_(3.0)  # state_dict values share the module's storage
+        m.eval()
+        results[lib.__name__] = {
+            "state_dict": before,
+            "after_replace": list(sd),
+            "named_parameters": [n for n, _ in m.named_parameters()],
+            "named_buffers": [n for n, _ in m.named_buffers()],
+            "named_modules": [n for n, _ in m.named_modules()],
+            "children": [type(c).__name__ for c in m.children()],
+            "apply": seen,
+            "count": m.count.item(),
+            "training": [s.training for s in m.modules()],
+            "repr": repr(m),
+            "no_attr": _error(lambda m=m: m.nope),
+            "dup_buffer": _error(lambda m=m, lib=lib: m.register_buffer("fc", lib.zeros(1))),
+            "bad_param": _error(lambda m=m: setattr(m, "scale", 3)),
+            "dotted": _error(
+                lambda m=m, lib=lib: m.register_parameter("a.b", lib.nn.Parameter(lib.ones(1)))
+            ),
+            "to_int": _error(lambda m=m, lib=lib: m.to(lib.int64)),
+        }
+    ours, ref = results["funcnn_modules"], results["torch"]
+    # Ours name the offending value / leave out complex dtypes (which funcnn does not have).
+    assert ours.pop("dotted")[1].startswith(ref.pop("dotted")[1][:-1])
+    assert ours.pop("to_int")[0] == ref.pop("to_int")[0]
+    assert ours == ref
+
+
+def test_load_state_dict_messages_match():
+    results = {}
+    for lib in (torch, fm):
+        m = _api_model(lib)
+        good = {k: v.numpy().copy() for k, v in m.state_dict().items()}
+
+        def load(drop=(), extra=(), change=None, strict=True, m=m, lib=lib, good=good):
+            sd = {k: lib.tensor(v) for k, v in good.items() if k not in drop}
+            for k in extra:
+                sd[k] = lib.zeros(2)
+            if change:
+                sd[change[0]] = lib.zeros(*change[1])
+            return m.load_state_dict(sd, strict=strict)
+
+        results[lib.__name__] = [
+            _error(lambda load=load: load(drop=["fc.weight", "count"])),
+            _error(lambda load=load: load(extra=["fc.extra", "head.weight"])),
+            _error(lambda load=load: load(change=("block.0.bias", (4,)))),
+            _error(lambda load=load: load(change=("block.0.bias", (4,)), strict=False)),
+            _error(
+                lambda load=load: load(
+                    drop=["scale"], extra=["x"], change=("fc.weight", (2, 2)), strict=True
+                )
+            ),
+            _error(lambda load=load: load(extra=["scale.x", "zz.a.b", "block.0.q", "block.9.w"])),
+            _error(lambda load=load: load(extra=["block.1.w", "block.1"])),
+            tuple(load(change=("count", (1,)))),  # (1,) into (1,): fine
+            tuple(load(drop=["fc.bias"], extra=["x.y"], strict=False)),
+            repr(load(drop=["fc.bias"], extra=["x.y"], strict=False)),
+            repr(load()),
+        ]
+    assert results["funcnn_modules"] == results["torch"]
