@@ -569,7 +569,11 @@ class Module:
         def convert(t: Tensor) -> Any:
             raw = t._value
             out = raw
-            if target is not None and backend.is_floating(raw) and raw.dtype != target:
+            if (
+                target is not None
+                and backend.is_floating(raw)
+                and _dtypes.to_numpy_dtype(raw.dtype) != target
+            ):
                 out = backend.asarray(out, dtype=target)
             if dev is not None and _dtypes.device(dev) != t.device:
                 out = _to_device(out, dev)

@@ -364,3 +364,16 @@ def test_detect_anomaly_names_the_op_that_made_nan():
         with pytest.raises(FloatingPointError, match="gradient of primitive 'sqrt'"):
             loss.backward()
     (w.log()).sum()  # outside the block, nothing is checked
+
+
+def test_module_dtype_casts_on_the_strict_backend():
+    """to(dtype) compares dtypes across backends without NumPy's comparison warning."""
+    prev = fn.backend.get_default()
+    fn.backend.set_default("strict")
+    try:
+        m = nn.Linear(3, 2)
+        assert m.double().weight.dtype == fm.float64
+        assert m.float().bias.dtype == fm.float32
+        assert "array_api_strict" in type(m.weight.detach()._value).__module__
+    finally:
+        fn.backend.set_default(prev)
