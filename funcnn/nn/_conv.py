@@ -7,7 +7,9 @@ GEMM for all groups; a transposed convolution is its adjoint, a GEMM followed by
 work (``_conv``, ``_conv_t`` and the weight gradient ``_conv_w``); they are one trilinear form
 read three ways, so the VJP of each is the other two and derivatives of every order reuse the
 same kernels. The input gradient of a convolution is ``_conv_t`` (the transposed convolution),
-its weight gradient ``_conv_w`` (a GEMM), its bias gradient a sum.
+its weight gradient ``_conv_w`` (a GEMM), its bias gradient a sum. With stride 1 the transposed
+convolution is itself a convolution (of the padded cotangent with the flipped kernel), so the
+first-order backward pass makes one im2col of the cotangent and two GEMMs, and no col2im.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any, NamedTuple
 
 from funcnn import backend, random
 from funcnn import numpy as fnp
-from funcnn.autodiff._core import primitive, strip
+from funcnn.autodiff._core import is_box, primitive, strip
 
 __all__ = [
     "conv1d",
@@ -177,6 +179,16 @@ def window_slices(
 # All three are one trilinear form <y, W @ im2col(x)>, so the VJP of each is the other two.
 # Each walks the batch in chunks whose im2col columns (a few MiB) stay in cache: no
 # full-size column matrix is ever built, in the forward or the backward pass.
+#
+# With stride 1, ``_conv_t`` is itself a convolution: of ``y`` (padded by ``d (k - 1) - pad``)
+# with the flipped, transposed kernel ``flip_t(W)``. That is im2col of ``y`` and one GEMM,
+# instead of a GEMM to a column matrix ``prod(kernel)`` times the size of x and a col2im pass
+# over it. The first-order backward pass of a convolution (x and W both wanted) then shares
+# one im2col of the cotangent between the two gradients (``_sweep`` with ``w`` and ``y``):
+#
+#   x_grad = flip_t(W) @ im2col(h')      W_grad = flip_t(sum_n x_n @ im2col(h')_n^T)
+#
+# where ``h'`` is the padded cotangent. ``flip_t`` only permutes entries and is its own inverse.
 
 _CHUNK_ELEMENTS = 1 << 20  # columns per chunk: 4 MiB of float32
 
@@ -193,17 +205,143 @@ def _kg(geom: ConvGeom, channels: int) -> int:
     return channels // geom.groups * math.prod(geom.kernel)
 
 
-def _im2col(xpad: Any, geom: ConvGeom) -> Any:
-    """Columns (m, G, Kg, L) of a padded raw chunk (m, C, *padded), rows ordered (c, *kernel)."""
-    xp = ns(xpad)
-    m, c = xpad.shape[:2]
+def _unit_stride(geom: ConvGeom) -> bool:
+    return all(s == 1 for s in geom.stride)
+
+
+def _pointwise(geom: ConvGeom) -> bool:
+    """A 1x1 kernel over an unpadded input: the input is its own column matrix."""
+    return (
+        all(k == 1 for k in geom.kernel)
+        and all(p == (0, 0) for p in geom.pads)
+        and (geom.in_sp == geom.out_sp)
+    )
+
+
+def _im2col(x: Any, geom: ConvGeom) -> Any:
+    """Columns (m, G, Kg, L) of a raw chunk (m, C, *in_sp), rows ordered (c, *kernel)."""
+    xp = ns(x)
+    m, c = x.shape[:2]
     shape = (m, geom.groups, _kg(geom, c), math.prod(geom.out_sp))
-    if all(k == 1 for k in geom.kernel) and tuple(xpad.shape[2:]) == geom.out_sp:
-        return xp.reshape(xpad, shape)  # pointwise: the input is its own column matrix
+    if _pointwise(geom):
+        return xp.reshape(x, shape)
+    v = windows(pad_const(x, geom.pads), geom.kernel, geom.stride, geom.dilation, geom.out_sp)
+    return xp.reshape(xp.permute_dims(v, _window_perm(len(geom.kernel))), shape)
+
+
+def _window_perm(nd: int) -> tuple[int, ...]:
+    """(m, C, *out_sp, *kernel) -> (m, C, *kernel, *out_sp)."""
+    return (0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + tuple(range(2, 2 + nd))
+
+
+class _Columns:
+    """im2col of successive batch chunks of one NumPy input, into buffers reused across chunks
+    (NumPy only: it writes into views, which the array API leaves undefined).
+
+    The padded copy of a chunk and its column matrix are written into two buffers made once
+    (the padding border is zeroed once and never overwritten), and the window view is made
+    once: a sweep allocates nothing per chunk (fresh large arrays cost page faults).
+    """
+
+    def __init__(self, x: Any, geom: ConvGeom, size: int) -> None:
+        xp = ns(x)
+        c = x.shape[1]
+        self.x, self.pad = x, None
+        source = x
+        if any(p != (0, 0) for p in geom.pads):
+            padded = tuple(s + a + b for s, (a, b) in zip(geom.in_sp, geom.pads))
+            self.pad = source = xp.zeros((size, c) + padded, dtype=x.dtype)
+            self.inner = (slice(None), slice(None)) + tuple(
+                slice(a, a + s) for s, (a, _) in zip(geom.in_sp, geom.pads)
+            )
+        v = windows(source, geom.kernel, geom.stride, geom.dilation, geom.out_sp)
+        self.view = xp.permute_dims(v, _window_perm(len(geom.kernel)))  # (N, C, *kernel, *out)
+        self.cols = xp.empty(
+            (size, geom.groups, _kg(geom, c), math.prod(geom.out_sp)), dtype=x.dtype
+        )
+        self.cols_nd = self.cols.reshape((size, c) + geom.kernel + geom.out_sp)
+
+    def __call__(self, a: int, b: int) -> Any:
+        m = b - a
+        if self.pad is None:
+            self.cols_nd[:m] = self.view[a:b]
+        else:
+            self.pad[:m][self.inner] = self.x[a:b, ...]
+            self.cols_nd[:m] = self.view[:m]
+        return self.cols[:m]
+
+
+def _sweep(
+    x: Any, geom: ConvGeom, w: Any = None, y: Any = None, bias: Any = None
+) -> tuple[Any, Any]:
+    """``(W @ im2col(x) + bias, sum_n y_n @ im2col(x)_n^T)`` on raw arrays, one im2col for both.
+
+    x (N, C, *in_sp); W (G, O, Kg) gives (N, G, O, L) (plus ``bias`` (G, O, 1) when given);
+    y (N, G, P, L) gives (G, P, Kg). Either product is skipped (None) when its operand is None.
+    On NumPy the batch goes in chunks whose columns stay in cache, through reused buffers, with
+    the GEMM writing into the output and the bias added to each chunk while it is in cache.
+    """
+    xp = ns(x, w, y)
+    n, c = x.shape[:2]
+    kg, length = _kg(geom, c), math.prod(geom.out_sp)
+    chunks = _chunks(n, geom.groups * kg * length, x)
+    if len(chunks) == 1 or backend.backend_name(x) != "numpy":  # the whole batch at once
+        cols = _im2col(x, geom)
+        out = None if w is None else xp.matmul(w, cols)
+        if bias is not None:
+            out += bias
+        total = None if y is None else xp.sum(xp.matmul(y, xp.matrix_transpose(cols)), axis=0)
+        return out, total
+    out = total = None
+    if w is not None:
+        out = xp.empty((n, geom.groups, w.shape[1], length), dtype=x.dtype)
+    columns = None if _pointwise(geom) else _Columns(x, geom, chunks[0][1])
+    for a, b in chunks:
+        cols = _im2col(x[a:b, ...], geom) if columns is None else columns(a, b)
+        if w is not None:
+            xp.matmul(w, cols, out=out[a:b, ...])
+            if bias is not None:
+                out[a:b, ...] += bias
+        if y is not None:
+            part = xp.sum(xp.matmul(y[a:b, ...], xp.matrix_transpose(cols)), axis=0)
+            total = part if total is None else total + part
+    return out, total
+
+
+def _flip_t(w: Any, kernel: tuple[int, ...]) -> Any:
+    """(G, A, B * prod(kernel)) -> (G, B, A * prod(kernel)): ``w[g, a, b, i] -> [g, b, a, k-1-i]``.
+
+    The flipped, transposed kernel of the adjoint convolution; a permutation that is its own
+    inverse (and so its own adjoint).
+    """
+    xp = ns(w)
+    g, a, bk = w.shape
+    nd, kp = len(kernel), math.prod(kernel)
+    w5 = xp.flip(xp.reshape(w, (g, a, bk // kp) + kernel), axis=tuple(range(3, 3 + nd)))
+    w5 = xp.permute_dims(w5, (0, 2, 1) + tuple(range(3, 3 + nd)))
+    return xp.reshape(xp.reshape(w5, (-1,)), (g, bk // kp, a * kp))  # (reshape(-1) copies)
+
+
+def _adjoint_problem(y: Any, geom: ConvGeom) -> tuple[Any, ConvGeom]:
+    """For stride 1: ``y`` (N, G, O, L) as an input (N, G * O, *out_sp), cropped where the
+    adjoint convolution's padding ``d (k - 1) - pad`` is negative, and that convolution's geometry
+    (from y's spatial size back to ``in_sp``, with the flipped kernel)."""
+    xp = ns(y)
+    n, gr, o = y.shape[:3]
+    ys = xp.reshape(y, (n, gr * o) + geom.out_sp)
+    crop, pads = [], []
+    for k, d, (a, _), i, s in zip(geom.kernel, geom.dilation, geom.pads, geom.in_sp, geom.out_sp):
+        before = d * (k - 1) - a
+        after = i + d * (k - 1) - s - before  # so that the output spans in_sp exactly
+        crop.append(slice(max(-before, 0), s - max(-after, 0)))
+        pads.append((max(before, 0), max(after, 0)))
+    if any(c.start or c.stop != s for c, s in zip(crop, geom.out_sp)):
+        ys = ys[(slice(None), slice(None)) + tuple(crop)]
     nd = len(geom.kernel)
-    v = windows(xpad, geom.kernel, geom.stride, geom.dilation, geom.out_sp)
-    perm = (0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + tuple(range(2, 2 + nd))
-    return xp.reshape(xp.permute_dims(v, perm), shape)
+    adjoint = ConvGeom(
+        geom.kernel, (1,) * nd, geom.dilation, tuple(pads), gr, tuple(ys.shape[2:]), geom.in_sp
+    )
+    return ys, adjoint
 
 
 def _col2im_add(buf: Any, rows: slice, cols: Any, geom: ConvGeom) -> None:
@@ -223,30 +361,30 @@ def _transposed(w: Any) -> Any:
 
 
 @primitive
-def _conv(x: Any, w: Any, *, geom: ConvGeom) -> Any:
-    """``W @ im2col(x)``: x (N, C, *in_sp), W (G, O, Kg) -> (N, G, O, L)."""
-    xp = ns(x, w)
-    n, c = x.shape[:2]
-    gr, o, kg = w.shape
-    length = math.prod(geom.out_sp)
-    xpad = pad_const(x, geom.pads)
-    out = backend.zeros((n, gr, o, length), dtype=x.dtype, like=x)
-    for a, b in _chunks(n, gr * kg * length, x):
-        out[a:b, ...] = xp.matmul(w, _im2col(xpad[a:b, ...], geom))
-    return out
+def _conv(x: Any, w: Any, b: Any, *, geom: ConvGeom) -> Any:
+    """``W @ im2col(x) + b``: x (N, C, *in_sp), W (G, O, Kg), b (G, O, 1) or None -> (N, G, O, L).
+
+    The bias rides along (added chunk by chunk, its gradient a sum of the cotangent): not part of
+    the trilinear form, so the adjoint kernels call this with ``b=None``.
+    """
+    return _sweep(x, geom, w=w, bias=b)[0]
 
 
 @primitive
 def _conv_t(y: Any, w: Any, *, geom: ConvGeom) -> Any:
     """``col2im(W^T @ y)``: y (N, G, O, L), W (G, O, Kg) -> (N, C, *in_sp); the adjoint of _conv in x."""
+    xp = ns(y, w)
     n = y.shape[0]
     gr, o, kg = w.shape
     c = gr * kg // math.prod(geom.kernel)
+    if _unit_stride(geom):
+        ys, adjoint = _adjoint_problem(y, geom)
+        return xp.reshape(_sweep(ys, adjoint, w=_flip_t(w, geom.kernel))[0], (n, c) + geom.in_sp)
     padded = tuple(s + a + b for s, (a, b) in zip(geom.in_sp, geom.pads))
     buf = backend.zeros((n, c) + padded, dtype=y.dtype, like=y)
     wt = _transposed(w)
     for a, b in _chunks(n, gr * kg * y.shape[3], y):
-        _col2im_add(buf, slice(a, b), ns(y, w).matmul(wt, y[a:b, ...]), geom)
+        _col2im_add(buf, slice(a, b), xp.matmul(wt, y[a:b, ...]), geom)
     if all(p == (0, 0) for p in geom.pads):
         return buf
     return buf[
@@ -258,29 +396,50 @@ def _conv_t(y: Any, w: Any, *, geom: ConvGeom) -> Any:
 @primitive
 def _conv_w(y: Any, x: Any, *, geom: ConvGeom) -> Any:
     """``sum_n y_n @ im2col(x)_n^T``: y (N, G, O, L), x (N, C, *in_sp) -> (G, O, Kg); the adjoint of _conv in W."""
-    xp = ns(y, x)
-    n, gr, o, length = y.shape
-    kg = _kg(geom, x.shape[1])
-    xpad = pad_const(x, geom.pads)
-    total = None
-    for a, b in _chunks(n, gr * kg * length, x):
-        part = xp.sum(
-            xp.matmul(y[a:b, ...], xp.matrix_transpose(_im2col(xpad[a:b, ...], geom))), axis=0
-        )
-        total = part if total is None else total + part
-    return total
+    return _sweep(x, geom, y=y)[1]
 
 
-_conv.defvjp(
-    lambda h, ans, x, w, *, geom: _conv_t(h, w, geom=geom),
-    lambda h, ans, x, w, *, geom: _conv_w(h, x, geom=geom),
-)
-_conv_t.defvjp(
-    lambda h, ans, y, w, *, geom: _conv(h, w, geom=geom),
-    lambda h, ans, y, w, *, geom: _conv_w(y, h, geom=geom),
-)
+def _raw(*xs: Any) -> bool:
+    return not any(is_box(v) for v in xs)
+
+
+@_conv.defvjp_joint
+def _conv_vjp(h: Any, ans: Any, argnums: tuple, x: Any, w: Any, b: Any, *, geom: ConvGeom) -> list:
+    """x: ``_conv_t(h, W)``; W: ``_conv_w(h, x)``; b: ``sum(h)`` over N and L. First order with
+    stride 1 and both x and W wanted: one sweep over im2col of the padded cotangent gives both
+    (see the notes above)."""
+    want = dict.fromkeys(argnums)
+    if 0 in want and 1 in want and _unit_stride(geom) and _raw(h, x, w):
+        xp = ns(x, h)
+        n, c = x.shape[:2]
+        hs, adjoint = _adjoint_problem(h, geom)
+        xg = xp.reshape(x, (n, geom.groups, c // geom.groups, math.prod(geom.in_sp)))
+        gx, gw = _sweep(hs, adjoint, w=_flip_t(w, geom.kernel), y=xg)
+        want[0], want[1] = xp.reshape(gx, x.shape), _flip_t(gw, geom.kernel)
+    else:
+        if 0 in want:
+            want[0] = _conv_t(h, w, geom=geom)
+        if 1 in want:
+            want[1] = _conv_w(h, x, geom=geom)
+    if 2 in want:
+        if _raw(h):
+            gb = backend.einsum("ngol->go", h)  # one pass, no multi-axis reduction
+            want[2] = ns(gb).reshape(gb, tuple(gb.shape) + (1,))
+        else:
+            want[2] = fnp.expand_dims(fnp.sum(h, axis=(0, 3)), -1)
+    return [want[i] for i in argnums]
+
+
+@_conv_t.defvjp_joint
+def _conv_t_vjp(h: Any, ans: Any, argnums: tuple, y: Any, w: Any, *, geom: ConvGeom) -> list:
+    """y: ``_conv(h, W)``; W: ``_conv_w(y, h)``; both from one sweep at first order."""
+    if argnums == (0, 1) and _raw(h, y, w):
+        return list(_sweep(h, geom, w=w, y=y))
+    return [_conv(h, w, None, geom=geom) if i == 0 else _conv_w(y, h, geom=geom) for i in argnums]
+
+
 _conv_w.defvjp(
-    lambda h, ans, y, x, *, geom: _conv(x, h, geom=geom),
+    lambda h, ans, y, x, *, geom: _conv(x, h, None, geom=geom),
     lambda h, ans, y, x, *, geom: _conv_t(y, h, geom=geom),
 )
 
@@ -339,9 +498,8 @@ def _conv_nd(
     out_sp = tuple((p - e) // s + 1 for p, e, s in zip(padded, ext, stride_t))
     geom = ConvGeom(kernel, stride_t, dil, pads, groups, in_sp, out_sp)
     w3 = fnp.reshape(w, (groups, c_out // groups, c_in_g * math.prod(kernel)))
-    y = fnp.reshape(_conv(x, w3, geom=geom), (n, c_out) + out_sp)
-    if b is not None:
-        y = y + fnp.reshape(b, (c_out,) + (1,) * nd)
+    b3 = None if b is None else fnp.reshape(b, (groups, c_out // groups, 1))
+    y = fnp.reshape(_conv(x, w3, b3, geom=geom), (n, c_out) + out_sp)
     return fnp.squeeze(y, 0) if unbatched else y
 
 

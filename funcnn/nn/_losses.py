@@ -215,6 +215,22 @@ def _quiet_divide(total: Any, den: Any) -> Any:
 # ----------------------------------------------------------------------------- cross entropy
 
 
+def _exp_inplace(xp: Any, a: Any) -> Any:
+    """``exp(a)``, written over ``a`` (a temporary) where the backend allows it."""
+    if backend.backend_name(a) in ("numpy", "cupy"):
+        return xp.exp(a, out=a)
+    return xp.exp(a)
+
+
+def _in_place(gx: Any, v: Any) -> bool:
+    """Whether ``gx[idx] -= v`` may run in place: raw NumPy or CuPy arrays, nothing traced.
+
+    ``gx`` is then the rule's own fresh array and the target indices are distinct (one class
+    per sample and position), so a plain fancy-indexed update is exact.
+    """
+    return not is_box(gx) and not is_box(v) and backend.backend_name(gx) in ("numpy", "cupy")
+
+
 @aux_primitive
 def _cross_entropy(
     logits: Any,
@@ -231,10 +247,10 @@ def _cross_entropy(
     c = logits.shape[1]
     ls = label_smoothing
     m = xp.max(logits, axis=1, keepdims=True)
-    p = xp.exp(logits - m)
+    p = _exp_inplace(xp, logits - m)
     total = xp.sum(p, axis=1, keepdims=True)
     lse = xp.log(total) + m  # (N, 1[, L])
-    p /= total
+    p *= 1.0 / total  # a multiply by the (N, 1[, L]) reciprocal: cheaper than a divide
     wb = None if weight is None else xp.reshape(weight, (1, c) + (1,) * (logits.ndim - 2))
     if probs:
         q = target if ls == 0 else target * (1.0 - ls) + ls / c
@@ -312,7 +328,10 @@ def _cross_entropy_vjp(
                 a_s = gl * valid * (ls / c)
                 coef = coef + a_s * (float(c) if wb is None else fnp.sum(weight))
             gx = p * fnp.expand_dims(coef, 1)
-            gx = fnp.index_add(gx, _target_index(safe), -a_nll)
+            if _in_place(gx, a_nll):  # first order: subtract in place (no copy of gx)
+                gx[_target_index(safe)] -= a_nll
+            else:
+                gx = fnp.index_add(gx, _target_index(safe), -a_nll)
             if ls > 0:
                 smooth = fnp.expand_dims(a_s, 1)
                 gx = gx - (smooth if wb is None else smooth * wb)

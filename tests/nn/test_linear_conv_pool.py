@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import funcnn as fn
 from funcnn import backend, random
 from funcnn import numpy as fnp
+from funcnn.nn import _conv as conv_module
 from funcnn.nn._conv import (
     conv1d,
     conv2d,
@@ -319,6 +320,41 @@ def test_conv_transpose_is_the_adjoint_of_conv(cfg, seed):
     )
     assert back.shape == x.shape
     np.testing.assert_allclose(_vdot(y, r), _vdot(x, back), rtol=1e-10, atol=1e-10)
+
+
+@settings(max_examples=20, deadline=None)
+@given(cfg=conv_configs(), transpose=st.booleans(), n=st.integers(2, 4))
+def test_conv_batch_chunks_and_joint_rule_match_one_pass(cfg, transpose, n):
+    """On NumPy a large batch goes in chunks through reused buffers, and the first-order
+    backward pass with both x and the weight wanted runs one fused sweep. Both must give the
+    numbers of the whole batch at once and of the separate per-argument rules."""
+    nd, x, params, opts = cfg
+    layer = CONV[nd]
+    if transpose:  # the same channels and kernel, as a transposed convolution (no padding)
+        layer = CONV_T[nd]
+        opts = {k: v for k, v in opts.items() if k != "padding"}
+        cout, _, *kernel = params["weight"].shape
+        shape = (x.shape[1], cout // opts["groups"], *kernel)
+        params = {**params, "weight": _normal(n + 2, shape) * 0.5}
+    x = _normal(n, (n,) + x.shape[1:])
+    up = _normal(n + 1, layer(params, x, **opts).shape)
+    loss = lambda x, p: fnp.sum(layer(p, x, **opts) * up)
+
+    def run():
+        y = layer(params, x, **opts)
+        joint = fn.grad(loss, argnums=(0, 1))(x, params)
+        alone = (fn.grad(loss, argnums=0)(x, params), fn.grad(loss, argnums=1)(x, params))
+        return [y, *fn.tree.leaves(joint), *fn.tree.leaves(alone)]
+
+    whole = run()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(conv_module, "_CHUNK_ELEMENTS", 1)  # one sample per chunk
+        chunked = run()
+    k = len(whole) // 2  # y, joint grads | separate grads: the joint ones equal the separate
+    for a, b in zip(whole, chunked):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    for a, b in zip(whole[1 : k + 1], whole[k + 1 :]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
 def test_conv_same_padding_with_even_kernel_pads_more_on_the_right():

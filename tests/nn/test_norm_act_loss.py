@@ -332,6 +332,46 @@ def test_norms_in_float32_match_the_composed_twin_and_stay_float32():
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(b).max())
 
 
+@pytest.mark.parametrize(
+    ("weight", "bias", "from_output"),
+    [
+        ([1.0, 1.0, 1.0], [0.0, 0.0, 0.0], True),  # the default initialisation
+        ([0.5, -2.0, 0.1], [1.9, -7.9, 0.39], True),  # |bias| just under 4 |weight|
+        ([0.5, 0.0, 1.0], [0.1, 0.2, 0.3], False),  # a zero weight: x - mean is rebuilt
+        ([0.5, 1.0, 1.0], [3.0, 0.2, 0.3], False),  # |bias| > 4 |weight| in one channel
+        (None, None, True),  # no affine parameters
+    ],
+)
+def test_batch_norm_backward_from_output_or_input_is_float32_exact(weight, bias, from_output):
+    """The first-order backward pass either recovers ``x - mean`` from the output (one pass
+    fewer) or rebuilds it from x; both must match the composed twin in float64, and in float32
+    (even for a large mean) the float64 twin to float32 precision."""
+    rng = _rng(5)
+    x = rng.standard_normal((8, 3, 5, 5)) * [[[[0.5]], [[2.0]], [[1.0]]]] + [
+        [[[100.0]], [[-3.0]], [[0.0]]]
+    ]
+    up = rng.standard_normal(x.shape)
+    params = None if weight is None else {"weight": np.array(weight), "bias": np.array(bias)}
+    w3 = None if weight is None else np.reshape(weight, (1, 3, 1))
+    b3 = None if bias is None else np.reshape(bias, (1, 3, 1))
+    assert N._invertible(w3, b3, (0, 2)) is from_output
+
+    def grads(layer, dtype):
+        p = fn.tree.map(lambda a: a.astype(dtype), params)
+        loss = lambda p, x: fnp.sum(layer(p, x) * up.astype(dtype))
+        return fn.tree.leaves(fn.grad(loss, argnums=(0, 1))(p, x.astype(dtype)))
+
+    fused = lambda p, x: N.batch_norm(p, None, x)[0]
+    ref = grads(lambda p, x: bn_composed(p or {}, x), np.float64)
+    for got in grads(fused, np.float64):
+        np.testing.assert_allclose(got, ref.pop(0), rtol=1e-9, atol=1e-9)
+    ref = grads(lambda p, x: bn_composed(p or {}, x), np.float64)
+    for got in grads(fused, np.float32):
+        assert got.dtype == np.float32
+        want = ref.pop(0)
+        np.testing.assert_allclose(got, want, rtol=0, atol=2e-5 * np.abs(want).max())
+
+
 def test_normalize_statistics_outputs_have_correct_derivatives():
     """The mean and variance outputs of the fused primitive, used at higher orders, are exact."""
     rng = _rng(5)
