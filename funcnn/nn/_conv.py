@@ -70,6 +70,7 @@ def check_floating(fn: str, name: str, a: Any) -> None:
 def check_same_dtype(fn: str, **arrays: Any) -> None:
     """Raise a TypeError unless every array given has the same dtype (PyTorch refuses mixes too)."""
     items = [(k, v) for k, v in arrays.items() if v is not None]
+    backend.namespace(*(v for _, v in items))  # two backends: say so, not "two dtypes"
     first_name, first = items[0]
     for name, a in items[1:]:
         if a.dtype != first.dtype:

@@ -14,6 +14,7 @@ from typing import Any
 from funcnn import backend, random
 from funcnn import numpy as fnp
 from funcnn.autodiff._core import primitive, strip
+from funcnn.nn._conv import check_floating, check_same_dtype
 
 __all__ = ["linear", "embedding", "init_linear", "init_embedding"]
 
@@ -72,7 +73,10 @@ def linear(params: dict, x: Any) -> Any:
     """
     w, b = _weight_and_bias("linear", params)
     rx, rw, rb = strip(x), strip(w), strip(b)
-    _check_float("linear", x=rx, weight=rw, bias=rb)
+    for name, a in (("x", rx), ("weight", rw), ("bias", rb)):
+        if a is not None:
+            check_floating("linear", name, a)
+    check_same_dtype("linear", x=rx, weight=rw, bias=rb)
     if rw.ndim != 2:
         raise ValueError(
             f"linear: weight must have shape (out_features, in_features), got shape {tuple(rw.shape)}"
@@ -203,23 +207,6 @@ def _weight_and_bias(fn: str, params: Any) -> tuple[Any, Any]:
             + (f" with keys {sorted(params)}" if isinstance(params, dict) else "")
         )
     return params["weight"], params.get("bias")
-
-
-def _check_float(fn: str, **arrays: Any) -> None:
-    """Every array given is floating and all share one dtype (PyTorch refuses mixes too)."""
-    items = [(k, v) for k, v in arrays.items() if v is not None]
-    for name, a in items:
-        if not backend.is_array(a) or not backend.is_floating(a):
-            raise TypeError(
-                f"{fn}: {name} must be a floating-point array, got {getattr(a, 'dtype', type(a).__name__)}"
-            )
-    first_name, first = items[0]
-    for name, a in items[1:]:
-        if a.dtype != first.dtype:
-            raise TypeError(
-                f"{fn}: {first_name} has dtype {first.dtype} but {name} has dtype {a.dtype}; "
-                f"cast them to one floating dtype first (e.g. fnp.astype({first_name}, {name}.dtype))."
-            )
 
 
 # ----------------------------------------------------------------------------- initialisers

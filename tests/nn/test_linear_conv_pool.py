@@ -636,3 +636,16 @@ def test_init_embedding():
     assert w.shape == (1000, 50) and w.dtype == np.float32
     np.testing.assert_array_equal(w[-1], 0.0)
     assert abs(float(w[:-1].std()) - 1.0) < 0.02 and abs(float(w[:-1].mean())) < 0.02
+
+
+@pytest.mark.parametrize("layer", ["linear", "conv1d"])
+def test_mixing_backends_is_named_before_dtypes(layer):
+    """A NumPy weight with a strict input is a backend mix, not a dtype mismatch."""
+    key = fn.random.key(0)
+    if layer == "linear":
+        p, x = fn.nn.init.linear(key, 3, 2), np.ones((4, 3), np.float64)
+    else:
+        p, x = fn.nn.init.conv1d(key, 3, 2, 3), np.ones((1, 3, 5), np.float64)
+    x = fn.backend.device_put(x, "strict")
+    with pytest.raises(TypeError, match="cannot mix arrays of two backends"):
+        getattr(fn.nn, layer)(p, x)
