@@ -2,7 +2,9 @@
 
 Containers are dict (children in sorted-key order), list, tuple, namedtuple, None (no
 children), any attrs class (its ``init`` fields are the children) and types added with
-:func:`register`. Everything else is a leaf.
+:func:`register`. As in JAX, an ``OrderedDict`` (a PyTorch ``state_dict``) keeps its
+insertion order and a ``defaultdict`` its sorted keys and ``default_factory``. Everything
+else is a leaf.
 
     >>> leaves, treedef = flatten({"weight": w, "bias": b})    # leaves == [b, w]
     >>> unflatten(treedef, [b2, w2])                            # {"bias": b2, "weight": w2}
@@ -13,6 +15,7 @@ Paths join keys with ".", so a parameter pytree's paths read like a PyTorch ``st
 
 from __future__ import annotations
 
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +36,7 @@ __all__ = [
 
 # cls -> (flatten: node -> (children, aux, keys), unflatten: (aux, children) -> node)
 _registry: dict[type, tuple[Callable, Callable]] = {}
+_leaf_types: set[type] = set()  # types seen to be leaves
 
 
 def register(cls: type, flatten_fn: Callable, unflatten_fn: Callable) -> None:
@@ -50,14 +54,37 @@ def register(cls: type, flatten_fn: Callable, unflatten_fn: Callable) -> None:
         return children, aux, [str(i) for i in range(len(children))]
 
     _registry[cls] = (flat, lambda aux, children: unflatten_fn(aux, children))
+    _leaf_types.discard(cls)
 
 
 def _flat_dict(d: dict) -> tuple[list, Any, list]:
-    keys = sorted(d)
+    try:
+        keys = sorted(d)
+    except TypeError as e:
+        kinds = sorted({type(k).__name__ for k in d})
+        raise TypeError(
+            f"tree: a dict's keys are its children's order and must sort; got keys of types "
+            f"{', '.join(kinds)} ({list(d)!r}). Use keys of one type (e.g. all str)."
+        ) from e
     return [d[k] for k in keys], tuple(keys), [str(k) for k in keys]
 
 
 _registry[dict] = (_flat_dict, lambda aux, ch: dict(zip(aux, ch)))
+_registry[OrderedDict] = (
+    lambda d: (list(d.values()), tuple(d), [str(k) for k in d]),
+    lambda aux, ch: OrderedDict(zip(aux, ch)),
+)
+
+
+def _flat_defaultdict(d: defaultdict) -> tuple[list, Any, list]:
+    children, keys, names = _flat_dict(d)
+    return children, (d.default_factory, keys), names
+
+
+_registry[defaultdict] = (
+    _flat_defaultdict,
+    lambda aux, ch: defaultdict(aux[0], zip(aux[1], ch)),
+)
 _registry[list] = (
     lambda n: (list(n), len(n), [str(i) for i in range(len(n))]),
     lambda aux, ch: list(ch),
@@ -74,6 +101,8 @@ def _handler(node: Any) -> tuple[Callable, Callable] | None:
     h = _registry.get(t)
     if h is not None:
         return h
+    if t in _leaf_types:
+        return None
     if isinstance(node, tuple) and hasattr(t, "_fields"):  # namedtuple
         h = (
             lambda n: (list(n), None, list(type(n)._fields)),
@@ -92,6 +121,7 @@ def _handler(node: Any) -> tuple[Callable, Callable] | None:
         )
         _registry[t] = h
         return h
+    _leaf_types.add(t)  # a leaf type: the checks above run once per type
     return None
 
 
@@ -186,16 +216,19 @@ def structure(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> PyTree
 def map(f: Callable, tree: Any, *rest: Any, is_leaf: Callable[[Any], bool] | None = None) -> Any:  # noqa: A001
     """Apply ``f`` leaf-wise over ``tree`` and trees ``rest`` of the same structure."""
     flat, treedef = flatten(tree, is_leaf)
-    others = []
-    for i, r in enumerate(rest):
-        r_flat, r_def = flatten(r, is_leaf)
-        if r_def != treedef:
-            raise ValueError(
-                f"tree.map: tree {i + 1} has a different structure from the first tree:\n"
-                f"  {treedef!r}\n  {r_def!r}"
-            )
-        others.append(r_flat)
+    others = [_flat_like(treedef, r, i, is_leaf, "map") for i, r in enumerate(rest)]
     return unflatten(treedef, [f(*xs) for xs in zip(flat, *others)])
+
+
+def _flat_like(treedef: PyTreeDef, other: Any, i: int, is_leaf: Any, fn: str) -> list:
+    """The leaves of ``other``, which must have the structure ``treedef``."""
+    r_flat, r_def = flatten(other, is_leaf)
+    if r_def != treedef:
+        raise ValueError(
+            f"tree.{fn}: tree {i + 1} has a different structure from the first tree:\n"
+            f"  {treedef!r}\n  {r_def!r}"
+        )
+    return r_flat
 
 
 def _paths(treedef: PyTreeDef, prefix: tuple, out: list) -> None:
@@ -223,7 +256,7 @@ def map_with_path(
     flat, treedef = flatten(tree, is_leaf)
     paths: list = []
     _paths(treedef, (), paths)
-    others = [flatten(r, is_leaf)[0] for r in rest]
+    others = [_flat_like(treedef, r, i, is_leaf, "map_with_path") for i, r in enumerate(rest)]
     return unflatten(treedef, [f(".".join(p), *xs) for p, *xs in zip(paths, flat, *others)])
 
 

@@ -219,7 +219,16 @@ class Primitive:
     tuple aligned with argnums``, for fused primitives whose gradients share work.
     """
 
-    __slots__ = ("fun", "name", "rules", "joint", "multiple_results", "__wrapped__", "__dict__")
+    __slots__ = (
+        "fun",
+        "name",
+        "rules",
+        "joint",
+        "multiple_results",
+        "_simple",
+        "__wrapped__",
+        "__dict__",
+    )
 
     def __init__(
         self, fun: Callable, name: str | None = None, multiple_results: bool = False
@@ -234,6 +243,13 @@ class Primitive:
         self.__name__ = self.name
         self.__qualname__ = getattr(fun, "__qualname__", self.name)
         self.__module__ = getattr(fun, "__module__", __name__)
+        self._set_simple()
+
+    def _set_simple(self) -> None:
+        # one array out and one rule per argument, applied by backward() itself (the hot path)
+        self._simple = (
+            not self.multiple_results and self.joint is None and type(self).vjp is Primitive.vjp
+        )
 
     def defvjp(self, *rules: Callable | None) -> Callable | None:
         self.rules = rules
@@ -241,12 +257,51 @@ class Primitive:
 
     def defvjp_joint(self, rule: Callable) -> Callable:
         self.joint = rule
+        self._set_simple()
         return rule
 
     def __repr__(self) -> str:
         return f"<funcnn primitive {self.name}>"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # Fast paths for one or two arguments holding raw arrays or boxes of one trace (nearly
+        # every call); anything else (nested traces, more arguments, multiple results,
+        # debug_nans) takes the general path, _record.
+        n = len(args)
+        if n == 1:
+            a = args[0]
+            if type(a) is not Box:
+                if not _DEBUG[0]:
+                    return self.fun(a, **kwargs) if kwargs else self.fun(a)
+            else:
+                v = a._value
+                if type(v) is not Box and not self.multiple_results and not _DEBUG[0]:
+                    ans = self.fun(v, **kwargs) if kwargs else self.fun(v)
+                    return Box(ans, a._trace, Node(self, (v,), kwargs, ans, _ARG0, (a._node,)))
+        elif n == 2 and not self.multiple_results and not _DEBUG[0]:
+            a, b = args
+            if type(a) is Box:
+                va = a._value
+                if type(b) is Box:
+                    vb = b._value
+                    if a._trace == b._trace and type(va) is not Box and type(vb) is not Box:
+                        ans = self.fun(va, vb, **kwargs) if kwargs else self.fun(va, vb)
+                        node = Node(self, (va, vb), kwargs, ans, _ARG01, (a._node, b._node))
+                        return Box(ans, a._trace, node)
+                elif type(va) is not Box:
+                    ans = self.fun(va, b, **kwargs) if kwargs else self.fun(va, b)
+                    return Box(ans, a._trace, Node(self, (va, b), kwargs, ans, _ARG0, (a._node,)))
+            elif type(b) is Box:
+                vb = b._value
+                if type(vb) is not Box:
+                    ans = self.fun(a, vb, **kwargs) if kwargs else self.fun(a, vb)
+                    return Box(ans, b._trace, Node(self, (a, vb), kwargs, ans, _ARG1, (b._node,)))
+            else:
+                return self.fun(a, b, **kwargs) if kwargs else self.fun(a, b)
+        return self._record(args, kwargs)
+
+    def _record(self, args: tuple, kwargs: dict) -> Any:
+        """The general call: boxes of any traces among any number of arguments."""
         top = -1
         mixed = False
         for a in args:
@@ -300,6 +355,9 @@ class Primitive:
                 )
             out.append(rule(g, node.ans, *node.args, **node.kwargs))
         return out
+
+
+_ARG0, _ARG1, _ARG01 = (0,), (1,), (0, 1)
 
 
 def primitive(fun: Callable | None = None, *, multiple_results: bool = False) -> Any:
@@ -388,20 +446,23 @@ def backward(outputs: list[tuple[Node, Any]], keep_graph: bool = False) -> dict[
         if node not in seen:
             seen.add(node)
             stack.append(node)
+    # every node reachable from the outputs, newest first: a node is newer than its parents
     order = []
+    push, pop, mark, visit = stack.append, stack.pop, seen.add, order.append
     while stack:
-        n = stack.pop()
-        order.append(n)
+        n = pop()
+        visit(n)
         for p in n.parents:
             if p not in seen:
-                seen.add(p)
-                stack.append(p)
+                mark(p)
+                push(p)
     del seen, stack
     order.sort(key=_seq, reverse=True)
     leaves: dict[Node, Any] = {}
     debug = _DEBUG[0]
+    take = cts.pop
     for n in order:
-        g = cts.pop(n, None)
+        g = take(n, None)
         if g is None:
             continue
         prim = n.prim
@@ -416,28 +477,33 @@ def backward(outputs: list[tuple[Node, Any]], keep_graph: bool = False) -> dict[
             else:
                 leaves[n] = g
             continue
-        if n.args is None:
+        args = n.args
+        if args is None:
             raise RuntimeError(
                 "Trying to backward through the graph a second time (or directly access saved "
                 "tensors after they have already been freed). Saved intermediate values of the "
                 "graph are freed when you call .backward() or autograd.grad(). Specify "
                 "retain_graph=True if you need to backward through the graph a second time."
             )
-        if prim.joint is None and not prim.multiple_results and not debug:
+        if not debug and getattr(prim, "_simple", False):
             # the common case, inlined: one rule per differentiated argument
-            rules, args, kwargs, ans = prim.rules, n.args, n.kwargs, n.ans
+            rules, kwargs, ans = prim.rules, n.kwargs, n.ans
             for p, i in zip(n.parents, n.argnums):
-                rule = rules[i] if i < len(rules) else None
+                try:
+                    rule = rules[i]
+                except IndexError:
+                    rule = None
                 if rule is None:
                     raise TypeError(
                         f"funcnn: '{prim.name}' is not differentiable with respect to its argument {i}"
                     )
-                pg = rule(g, ans, *args, **kwargs)
+                pg = rule(g, ans, *args, **kwargs) if kwargs else rule(g, ans, *args)
                 if pg is None:
                     continue
                 prev = cts.get(p)
                 cts[p] = pg if prev is None else prev + pg
         else:
+            # joint rules, multiple results, overridden vjp methods, and debug_nans checks
             grads = prim.vjp(g, n)
             if debug:
                 _check_cotangents(prim, n, grads)

@@ -338,8 +338,10 @@ class custom_vjp:  # noqa: N801 - the JAX name
         self.bwd: Callable | None = None
         self.__name__ = getattr(fun, "__name__", "custom_vjp")
         self.__doc__ = fun.__doc__
+        # The node holds this object in its arguments; the rule is a plain function, so the
+        # primitive does not point back here (a bound method would make a reference cycle).
         self._prim = Primitive(lambda *a, **k: None, name=self.__name__)
-        self._prim.defvjp_joint(self._rule)
+        self._prim.defvjp_joint(_custom_vjp_rule)
 
     def defvjp(self, fwd: Callable, bwd: Callable) -> None:
         self.fwd, self.bwd = fwd, bwd
@@ -389,10 +391,14 @@ class custom_vjp:  # noqa: N801 - the JAX name
         out_leaves, out_def = tree.flatten(out)
         multi = out_def.kind is not None
         ans = tuple(out_leaves) if multi else out_leaves[0]
-        node = Node(self._prim, (res, in_def, out_def, multi), {}, ans, argnums, parents)
+        node = Node(self._prim, (self, res, in_def, out_def, multi), {}, ans, argnums, parents)
         if multi:
             return tree.unflatten(out_def, list(split_results(node, ans, top)))
         return Box(ans, top, node)
+
+
+def _custom_vjp_rule(g: Any, ans: Any, argnums: tuple, owner: custom_vjp, *rest: Any) -> list:
+    return owner._rule(g, ans, argnums, *rest)
 
 
 def checkpoint(f: Callable) -> Callable:

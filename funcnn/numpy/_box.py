@@ -16,20 +16,19 @@ def _shape_args(args: tuple) -> Any:
     return args[0] if len(args) == 1 and not isinstance(args[0], int) else args
 
 
+def _binary(op: Any) -> tuple[Any, Any]:
+    """``op(self, other)`` and ``op(other, self)``: the op is bound once (operators are hot)."""
+    return (lambda s, o: op(s, o)), (lambda s, o: op(o, s))
+
+
 def _install() -> None:
     B = Box
-    B.__add__ = lambda s, o: fnp.add(s, o)
-    B.__radd__ = lambda s, o: fnp.add(o, s)
-    B.__sub__ = lambda s, o: fnp.subtract(s, o)
-    B.__rsub__ = lambda s, o: fnp.subtract(o, s)
-    B.__mul__ = lambda s, o: fnp.multiply(s, o)
-    B.__rmul__ = lambda s, o: fnp.multiply(o, s)
-    B.__truediv__ = lambda s, o: fnp.divide(s, o)
-    B.__rtruediv__ = lambda s, o: fnp.divide(o, s)
-    B.__pow__ = lambda s, o: fnp.power(s, o)
-    B.__rpow__ = lambda s, o: fnp.power(o, s)
-    B.__matmul__ = lambda s, o: fnp.checked_matmul(s, o)
-    B.__rmatmul__ = lambda s, o: fnp.checked_matmul(o, s)
+    B.__add__, B.__radd__ = _binary(fnp.add)
+    B.__sub__, B.__rsub__ = _binary(fnp.subtract)
+    B.__mul__, B.__rmul__ = _binary(fnp.multiply)
+    B.__truediv__, B.__rtruediv__ = _binary(fnp.divide)
+    B.__pow__, B.__rpow__ = _binary(fnp.power)
+    B.__matmul__, B.__rmatmul__ = _binary(fnp.checked_matmul)
     B.__floordiv__ = lambda s, o: fnp.floor_divide(s, o)
     B.__mod__ = lambda s, o: fnp.remainder(s, o)
     B.__neg__ = lambda s: fnp.negative(s)

@@ -20,9 +20,10 @@ def unbroadcast(g: Any, x: Any) -> Any:
     xs = x.shape
     gs = g.shape
     if gs == xs:
-        if g.dtype == x.dtype:
+        gd, xd = g.dtype, x.dtype
+        if gd is xd or gd == xd:
             return g
-        return fnp.astype(g, x.dtype)
+        return fnp.astype(g, xd)
     xs = tuple(xs)
     if gs != xs:
         lead = len(gs) - len(xs)

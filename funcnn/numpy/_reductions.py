@@ -9,6 +9,7 @@ from funcnn import numpy as fnp
 from funcnn.autodiff._core import nondiff_primitive, primitive, strip
 from funcnn.numpy._elementwise import logical_and, where
 from funcnn.numpy._helpers import axes_tuple, normalize_axis
+from funcnn.numpy._shape import _broadcast_to
 
 ns = backend.namespace
 
@@ -20,10 +21,10 @@ def _keep_shape(shape: tuple, axes: tuple) -> tuple:
 def _restore(g: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     """Broadcast a reduction's cotangent back to the input's shape."""
     shape = tuple(x.shape)
-    axes = axes_tuple(axis, len(shape), "sum")
     if not keepdims:
-        g = fnp.reshape(g, _keep_shape(shape, axes))
-    return fnp.broadcast_to(g, shape)
+        g = fnp.reshape(g, _keep_shape(shape, axes_tuple(axis, len(shape), "sum")))
+    # the shapes are known to broadcast: the primitive, without broadcast_to's checks
+    return g if tuple(g.shape) == shape else _broadcast_to(g, shape)
 
 
 @primitive
@@ -41,11 +42,14 @@ def sum(x: Any, axis: Any = None, keepdims: bool = False, dtype: Any = None) -> 
         raise
 
 
-sum.defvjp(
-    lambda g, ans, x, axis=None, keepdims=False, dtype=None: fnp.astype(
-        _restore(g, x, axis, keepdims), x.dtype
-    )
-)
+def _sum_vjp(
+    g: Any, ans: Any, x: Any, axis: Any = None, keepdims: bool = False, dtype: Any = None
+) -> Any:
+    g = _restore(g, x, axis, keepdims)
+    return g if g.dtype == x.dtype else fnp.astype(g, x.dtype)
+
+
+sum.defvjp(_sum_vjp)
 
 
 def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
@@ -131,7 +135,8 @@ def var(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
         ddof: the divisor is ``n - ddof`` (``torch.var(correction=c)`` is ``ddof=c``).
         keepdims: keep the reduced axes with length 1.
     Returns:
-        ``x``'s shape without the reduced axes; NaN where ``n <= ddof``.
+        ``x``'s shape without the reduced axes. Where ``n <= ddof`` the divisor is 0, as in
+        NumPy and PyTorch: inf (NaN where every element equals the mean).
     """
     return _var(x, axis, ddof, keepdims, "var")
 
@@ -140,13 +145,30 @@ def _var(x: Any, axis: Any, ddof: int, keepdims: bool, name: str) -> Any:
     shape = strip(x).shape
     n = backend.prod([shape[a] for a in axes_tuple(axis, len(shape), name)])
     centered = x - mean(x, axis=axis, keepdims=True)
-    scale = 1.0 / (n - ddof) if n > ddof else float("nan")
+    scale = 1.0 / (n - ddof) if n > ddof else float("inf")
     return sum(centered * centered, axis=axis, keepdims=keepdims) * scale
 
 
 def std(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
-    """Standard deviation over ``axis`` with ``ddof``: ``sqrt(var(x, axis, ddof))``."""
-    return fnp.sqrt(_var(x, axis, ddof, keepdims, "std"))
+    """Standard deviation over ``axis`` with ``ddof``: ``sqrt(var(x, axis, ddof))``.
+
+    Where the standard deviation is 0 (constant input) its gradient is 0, like PyTorch's,
+    rather than the NaN a plain square root would give.
+    """
+    return _std_sqrt(_var(x, axis, ddof, keepdims, "std"))
+
+
+@primitive
+def _std_sqrt(v: Any) -> Any:
+    return ns(v).sqrt(v)
+
+
+def _std_sqrt_vjp(g: Any, ans: Any, v: Any) -> Any:
+    zero = ans == 0
+    return where(zero, 0.0, g * 0.5 / where(zero, 1.0, ans))
+
+
+_std_sqrt.defvjp(_std_sqrt_vjp)
 
 
 @primitive

@@ -278,11 +278,47 @@ _pad.defvjp(
 )
 
 
+_PAD_MODES = ("constant", "edge", "reflect", "symmetric", "wrap")
+
+
+def _pad_source(i: int, n: int, mode: str) -> int:
+    """The input position that output position ``i`` (counted from the first original element,
+    so negative in the leading pad) copies, for the non-constant modes. Periodic, so pads of any
+    width match NumPy's (which extends the array chunk by chunk)."""
+    if mode == "edge":
+        return 0 if i < 0 else n - 1 if i >= n else i
+    if mode == "wrap":
+        return i % n
+    if mode == "reflect":  # mirror about the edge elements: period 2n - 2
+        if n == 1:
+            return 0
+        j = i % (2 * n - 2)
+        return j if j < n else 2 * n - 2 - j
+    j = i % (2 * n)  # symmetric: mirror including the edge elements, period 2n
+    return j if j < n else 2 * n - 1 - j
+
+
 def pad(x: Any, pad_width: Any, mode: str = "constant", constant_values: float = 0.0) -> Any:
-    """Constant padding, NumPy's ``pad_width`` forms (int, pair, or one pair per axis)."""
-    if mode != "constant":
-        raise NotImplementedError(f"pad: only mode='constant' is supported, got {mode!r}")
-    nd = strip(x).ndim
+    """Pad ``x`` with NumPy's ``pad_width`` forms (an int, a pair, or one pair per axis).
+
+    Args:
+        x: array.
+        pad_width: ``n``, ``(before, after)``, or ``((before_0, after_0), ...)`` one per axis.
+        mode: ``"constant"`` (``constant_values``), ``"edge"`` (repeat the edge element; torch's
+            ``"replicate"``), ``"reflect"`` (mirror about the edge element), ``"symmetric"``
+            (mirror including it) or ``"wrap"`` (periodic; torch's ``"circular"``), as in
+            :func:`numpy.pad`, for pads of any width.
+        constant_values: the fill value of ``"constant"`` mode.
+    Returns:
+        ``x`` with each axis ``before + length + after`` long. The non-constant modes gather
+        from ``x``, so the gradient of a padded element flows back to the element it copies.
+    """
+    if mode not in _PAD_MODES:
+        raise NotImplementedError(
+            f"pad: mode {mode!r} is not supported; expected one of {', '.join(_PAD_MODES)}"
+        )
+    shape = tuple(strip(x).shape)
+    nd = len(shape)
     if isinstance(pad_width, int):
         pw = ((pad_width, pad_width),) * nd
     else:
@@ -293,8 +329,22 @@ def pad(x: Any, pad_width: Any, mode: str = "constant", constant_values: float =
             pw = (tuple(pw[0]) if not isinstance(pw[0], int) else (pw[0], pw[0]),) * nd
         pw = tuple((builtins.int(a), builtins.int(b)) for a, b in pw)
     if len(pw) != nd or any(a < 0 or b < 0 for a, b in pw):
-        raise ValueError(f"pad: pad_width {pad_width!r} does not fit an array of dimension {nd}")
-    return _pad(x, pw, float(constant_values))
+        raise ValueError(
+            f"pad: pad_width {pad_width!r} does not fit an array of dimension {nd} "
+            "(expected an int, a (before, after) pair, or one pair per axis, all >= 0)"
+        )
+    if mode == "constant":
+        return _pad(x, pw, float(constant_values))
+    for axis, ((a, b), n) in enumerate(zip(pw, shape)):
+        if a == b == 0:
+            continue
+        if n == 0:
+            raise ValueError(
+                f"pad: mode {mode!r} cannot extend axis {axis} of length 0 (shape {shape})"
+            )
+        idx = [_pad_source(i, n, mode) for i in range(-a, n + b)]
+        x = fnp.take(x, idx, axis=axis)
+    return x
 
 
 @primitive

@@ -460,7 +460,7 @@ def split_case(draw: Any) -> Case:
 @st.composite
 def pad_case(draw: Any) -> Case:
     shape = draw(SHAPES_1)
-    w = st.integers(0, 2)
+    w = st.integers(0, 5)  # wider than the axis too: NumPy extends it periodically
     form = draw(st.sampled_from(["int", "pair", "per-axis"]))
     if form == "int":
         pw: Any = draw(w)
@@ -468,10 +468,12 @@ def pad_case(draw: Any) -> Case:
         pw = (draw(w), draw(w))
     else:
         pw = tuple((draw(w), draw(w)) for _ in shape)
-    return Case(
-        (draw(floats(shape)),),
-        {"pad_width": pw, "constant_values": draw(st.sampled_from([0.0, 1.5]))},
-    )
+    mode = draw(st.sampled_from(["constant", "edge", "reflect", "symmetric", "wrap"]))
+    if mode == "constant":
+        kw = {"mode": mode, "constant_values": draw(st.sampled_from([0.0, 1.5]))}
+    else:
+        kw = {"mode": mode}
+    return Case((draw(floats(shape)),), {"pad_width": pw, **kw})
 
 
 @st.composite
@@ -735,7 +737,7 @@ DIFF_OPS: list[Op] = [
     Op("min", fnp.min, reduction(distinct=True)),
     Op("prod", fnp.prod, reduction(-1.5, 1.5, distinct=True)),
     Op("var", fnp.var, var_case()),
-    Op("std", fnp.std, var_case()),
+    Op("std", fnp.std, var_case(), prims=("_std_sqrt",)),
     Op(
         "logsumexp",
         fnp.logsumexp,
@@ -790,6 +792,13 @@ DIFF_OPS: list[Op] = [
         fn=lambda x, idx: x[idx],
         ref=lambda x, idx: x[idx],
         prims=("_getitem",),
+        traced_only=True,  # x[idx] on a raw strict array is array_api_strict's own indexing
+    ),
+    Op(
+        "getitem[basic, function]",
+        fnp.getitem,
+        basic_index_case(),
+        ref=lambda x, idx: x[idx],
     ),
     Op(
         "getitem[advanced]",
