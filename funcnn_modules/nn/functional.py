@@ -780,20 +780,46 @@ def scaled_dot_product_attention(
 # ----------------------------------------------------------------------------- utilities
 
 
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
 def pad(
     input: Tensor, pad: Sequence[int], mode: str = "constant", value: float | None = None
 ) -> Tensor:  # noqa: A002
-    """Constant padding; ``pad`` lists (before, after) pairs starting from the LAST dimension."""
-    if mode != "constant":
-        raise NotImplementedError(f"pad: only mode='constant' is supported, got {mode!r}")
+    """Pad ``input``; ``pad`` lists (before, after) pairs starting from the LAST dimension.
+
+    ``mode`` is PyTorch's: ``"constant"`` (filled with ``value``), ``"reflect"``,
+    ``"replicate"`` or ``"circular"`` (``fnp.pad``'s reflect, edge and wrap).
+    """
+    if mode not in _PAD_MODES:
+        raise NotImplementedError(
+            f"pad: mode {mode!r} is not supported; expected one of {', '.join(_PAD_MODES)}"
+        )
     if len(pad) % 2:
         raise ValueError(f"pad: padding length must be divisible by 2, got {len(pad)}")
     nd = input.ndim
     if len(pad) // 2 > nd:
         raise ValueError(f"pad: padding length {len(pad)} is too large for a {nd}-d input")
+    if mode != "constant" and value is not None and value != 0:
+        raise ValueError(f"pad: padding mode {mode!r} doesn't take in value argument")
     widths = [(0, 0)] * nd
     for i in range(len(pad) // 2):
-        widths[nd - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
+        axis = nd - 1 - i
+        before, after = int(pad[2 * i]), int(pad[2 * i + 1])
+        size = input.shape[axis]
+        if mode == "reflect" and max(before, after) >= size:
+            raise ValueError(
+                f"pad: reflect padding of ({before}, {after}) must be less than the size "
+                f"{size} of dimension {axis}"
+            )
+        if mode == "circular" and max(before, after) > size:
+            raise ValueError(
+                f"pad: circular padding of ({before}, {after}) must be at most the size "
+                f"{size} of dimension {axis}"
+            )
+        widths[axis] = (before, after)
+    if mode != "constant":
+        return wrap(fnp.pad(unwrap(input), widths, mode=_PAD_MODES[mode]))
     return wrap(fnp.pad(unwrap(input), widths, constant_values=0.0 if value is None else value))
 
 
