@@ -11,10 +11,13 @@ optional (``bias=False`` in PyTorch leaves them out).
 Speed: each cell is one fused primitive (gate GEMMs and pointwise math in one node) whose VJP
 is hand-derived. The pointwise part of that VJP is itself a primitive (raw array math, a few
 passes), whose own VJP is the VJP of its composed twin, so every order of derivative works.
-The sequence functions (:func:`lstm`, :func:`gru`, :func:`rnn`) project the inputs of all steps
-with one GEMM up front, then run the per-step recurrence on the precomputed projections; the
-per-step inputs and outputs are split and joined by one primitive each (not one slice per step,
-whose gradients would each allocate the whole sequence).
+The sequence functions (:func:`lstm`, :func:`gru`, :func:`rnn`) run a whole layer as one
+primitive (see "whole sequences" below): per step the GEMMs and the cell math write straight
+into the sequence's buffers, and the backward pass gets the weight gradients from one GEMM over
+all steps. The LSTM keeps its gates gate-major, (4, B, H), so its pointwise math runs on
+contiguous blocks. Residual results (activations, cell states) that get no cotangent cost
+nothing in the backward pass, and a zero initial state (None) is neither stored nor
+differentiated.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 
 from funcnn import backend, random
 from funcnn import numpy as fnp
-from funcnn.autodiff import primitive, vjp
+from funcnn.autodiff import Primitive, primitive, vjp
 from funcnn.autodiff._core import strip
 
 __all__ = [
@@ -76,42 +79,86 @@ def _gate_sums(xp: Any, x: Any, h: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: A
     return gi, gh
 
 
-def _lstm_fwd(xp: Any, gates: Any, c: Any) -> tuple:
-    """(h', c', acts) from the gate pre-activations (B, 4H); acts = [i, f, g, o, tanh(c')]."""
-    H = c.shape[-1]
-    i_f = _sigmoid_raw(xp, gates[..., : 2 * H])
-    g = xp.tanh(gates[..., 2 * H : 3 * H])
-    o = _sigmoid_raw(xp, gates[..., 3 * H :])
-    c_new = i_f[..., H:] * c + i_f[..., :H] * g
+def _gate_major(xp: Any, w: Any, gates: int) -> Any:
+    """A stacked weight (G*H, K) as a (G, K, H) view: ``x @ it`` (one batched GEMM) gives the
+    gates' sums gate-major, (G, B, H), each gate a contiguous (B, H) block."""
+    GH, K = w.shape
+    return xp.permute_dims(xp.reshape(w, (gates, GH // gates, K)), (0, 2, 1))
+
+
+def _as_gate_major(xp: Any, v: Any, gates: int) -> Any:
+    """(B, G*H) -> a (G, B, H) view; a bias (G*H,) -> (G, 1, H)."""
+    if v.ndim == 1:
+        return xp.reshape(v, (gates, 1, v.shape[0] // gates))
+    B, GH = v.shape
+    return xp.permute_dims(xp.reshape(v, (B, gates, GH // gates)), (1, 0, 2))
+
+
+def _lstm_fwd(xp: Any, gates: Any, c: Any, acts: Any, at: tuple) -> tuple:
+    """(h', c') from the gate pre-activations ``gates`` (4, B, H), gate-major.
+
+    ``acts[at]`` (5, B, H) gets [i, f, g, o, tanh(c')]. The LSTM keeps its gates gate-major
+    (each gate one contiguous (B, H) block), so every pointwise op runs on contiguous memory,
+    and the activations are written straight into their slot of ``acts`` (a whole sequence's
+    buffer in the loop).
+    """
+    acts[(*at, slice(0, 2), ...)] = _sigmoid_raw(xp, gates[0:2, ...])
+    acts[(*at, 2, ...)] = xp.tanh(gates[2, ...])
+    acts[(*at, 3, ...)] = _sigmoid_raw(xp, gates[3, ...])
+    a = acts[(*at, ...)]
+    c_new = a[1, ...] * c
+    c_new += a[0, ...] * a[2, ...]
     tc = xp.tanh(c_new)
-    return o * tc, c_new, xp.concat([i_f, g, o, tc], axis=-1)
+    acts[(*at, 4, ...)] = tc
+    tc *= a[3, ...]
+    return tc, c_new
 
 
-def _lstm_bwd(xp: Any, gh: Any, gc: Any, gacts: Any, acts: Any, c: Any) -> tuple:
-    """(d gate pre-activations (B, 4H), d c_prev) from the cotangents of (h', c', acts)."""
+def _lstm_bwd(
+    xp: Any, gh: Any, gc: Any, gacts: Any, acts: Any, c: Any, dgates: Any, at: tuple
+) -> Any:
+    """The cotangents of the gate pre-activations into ``dgates[at]`` (B, 4H); returns d c_prev.
+
+    ``gh``, ``gc`` (B, H) and ``gacts`` (5, B, H) are the cotangents of (h', c', acts) (``gc``
+    and ``gacts`` may be None: zero); ``acts`` (5, B, H) are the forward's activations and ``c``
+    is c_prev.
+    """
     H = c.shape[-1]
-    i, f, g = acts[..., :H], acts[..., H : 2 * H], acts[..., 2 * H : 3 * H]
-    o, tc = acts[..., 3 * H : 4 * H], acts[..., 4 * H :]
-    dc = gc + (gh * o + gacts[..., 4 * H :]) * (1.0 - tc * tc)
-    dact = xp.concat([dc * g, dc * c, dc * i, gh * tc], axis=-1)
-    dact += gacts[..., : 4 * H]
-    s = acts[..., : 4 * H]
-    deriv = s - s * s
-    deriv[..., 2 * H : 3 * H] = 1.0 - g * g
-    dact *= deriv
-    return dact, dc * f
+    i, f, g, o, tc = (acts[k, ...] for k in range(5))
+    dc = gh * o
+    if gacts is not None:
+        dc += gacts[4, ...]
+    dc *= 1.0 - tc * tc
+    if gc is not None:
+        dc += gc
+
+    def put(k: int, v: Any, s: Any, tanh: bool = False) -> None:
+        if gacts is not None:
+            v += gacts[k, ...]
+        if tanh:
+            v *= 1.0 - s * s
+        else:
+            v *= s
+            v *= 1.0 - s
+        dgates[(*at, ..., slice(k * H, (k + 1) * H))] = v
+
+    put(0, dc * g, i)
+    put(1, dc * c, f)
+    put(2, dc * i, g, tanh=True)
+    put(3, gh * tc, o)
+    dc *= f
+    return dc
 
 
 def _lstm_bwd_composed(gh: Any, gc: Any, gacts: Any, acts: Any, c: Any) -> tuple:
     """:func:`_lstm_bwd` in funcnn ops: its twin, and the source of its own VJP."""
-    H = c.shape[-1]
-    i, f, g, o, tc = (acts[..., k * H : (k + 1) * H] for k in range(5))
-    ga = [gacts[..., k * H : (k + 1) * H] for k in range(5)]
-    dc = gc + (gh * o + ga[4]) * (1.0 - tc * tc)
-    di = (dc * g + ga[0]) * (i * (1.0 - i))
-    df = (dc * c + ga[1]) * (f * (1.0 - f))
-    dg = (dc * i + ga[2]) * (1.0 - g * g)
-    do = (gh * tc + ga[3]) * (o * (1.0 - o))
+    i, f, g, o, tc = (acts[k, ...] for k in range(5))
+    ga = [None] * 5 if gacts is None else [gacts[k, ...] for k in range(5)]
+    dc = _plus(gc, _plus(gh * o, ga[4]) * (1.0 - tc * tc))
+    di = _plus(dc * g, ga[0]) * (i * (1.0 - i))
+    df = _plus(dc * c, ga[1]) * (f * (1.0 - f))
+    dg = _plus(dc * i, ga[2]) * (1.0 - g * g)
+    do = _plus(gh * tc, ga[3]) * (o * (1.0 - o))
     return fnp.concatenate([di, df, dg, do], axis=-1), dc * f
 
 
@@ -128,12 +175,18 @@ def _gru_bwd(xp: Any, gout: Any, gacts: Any, acts: Any, h: Any) -> tuple:
     """(d input sums (B, 3H), d hidden sums (B, 3H), d h through z) from those of (h', acts)."""
     H = h.shape[-1]
     r, z, n, hn = acts[..., :H], acts[..., H : 2 * H], acts[..., 2 * H : 3 * H], acts[..., 3 * H :]
-    dan = (gout * (1.0 - z) + gacts[..., 2 * H : 3 * H]) * (1.0 - n * n)
+    dan = gout * (1.0 - z)
+    if gacts is not None:
+        dan += gacts[..., 2 * H : 3 * H]
+    dan *= 1.0 - n * n
     drz = xp.concat([dan * hn, gout * (h - n)], axis=-1)
-    drz += gacts[..., : 2 * H]
+    if gacts is not None:
+        drz += gacts[..., : 2 * H]
     rz = acts[..., : 2 * H]
     drz *= rz - rz * rz
-    dghn = dan * r + gacts[..., 3 * H :]
+    dghn = dan * r
+    if gacts is not None:
+        dghn += gacts[..., 3 * H :]
     return xp.concat([drz, dan], axis=-1), xp.concat([drz, dghn], axis=-1), gout * z
 
 
@@ -141,11 +194,11 @@ def _gru_bwd_composed(gout: Any, gacts: Any, acts: Any, h: Any) -> tuple:
     """:func:`_gru_bwd` in funcnn ops: its twin, and the source of its own VJP."""
     H = h.shape[-1]
     r, z, n, hn = (acts[..., k * H : (k + 1) * H] for k in range(4))
-    ga = [gacts[..., k * H : (k + 1) * H] for k in range(4)]
-    dan = (gout * (1.0 - z) + ga[2]) * (1.0 - n * n)
-    dar = (dan * hn + ga[0]) * (r * (1.0 - r))
-    daz = (gout * (h - n) + ga[1]) * (z * (1.0 - z))
-    dghn = dan * r + ga[3]
+    ga = [None] * 4 if gacts is None else [gacts[..., k * H : (k + 1) * H] for k in range(4)]
+    dan = _plus(gout * (1.0 - z), ga[2]) * (1.0 - n * n)
+    dar = _plus(dan * hn, ga[0]) * (r * (1.0 - r))
+    daz = _plus(gout * (h - n), ga[1]) * (z * (1.0 - z))
+    dghn = _plus(dan * r, ga[3])
     return (
         fnp.concatenate([dar, daz, dan], axis=-1),
         fnp.concatenate([dar, daz, dghn], axis=-1),
@@ -165,6 +218,49 @@ def _rnn_bwd(g: Any, h_new: Any, nonlinearity: str) -> Any:
 
 
 # ----------------------------------------------------------------------------- VJP helpers
+
+
+def _zeros_if_none(v: Any, shape: tuple, like: Any) -> Any:
+    """``v``, or zeros of ``shape`` and ``like``'s dtype when ``v`` is None."""
+    if v is not None:
+        return v
+    return fnp.zeros(tuple(shape), dtype=strip(like).dtype, like=like)
+
+
+def _plus(a: Any, b: Any) -> Any:
+    """a + b, where None stands for zero."""
+    if b is None:
+        return a
+    return b if a is None else a + b
+
+
+class _ResidualPrimitive(Primitive):
+    """A multiple-results primitive whose last results are residuals: values its VJP reuses,
+    which callers rarely differentiate (the activations, an LSTM's cell states).
+
+    The engine gives a multiple-results rule zeros for every result that got no cotangent; here
+    only the first ``dense`` results get them, the others None, so the rule skips their terms
+    instead of allocating (and reading) zero arrays the size of a whole sequence's activations.
+    """
+
+    def __init__(self, fun: Any, dense: int) -> None:
+        super().__init__(fun, multiple_results=True)
+        self.dense = dense
+
+    def vjp(self, g: Any, node: Any) -> Any:
+        cts = tuple(
+            gi
+            if gi is not None or k >= self.dense
+            else backend.zeros(strip(r).shape, dtype=strip(r).dtype, like=strip(r))
+            for k, (gi, r) in enumerate(zip(g, node.ans))
+        )
+        return self.joint(cts, node.ans, node.argnums, *node.args, **node.kwargs)
+
+
+def _residual_primitive(dense: int) -> Any:
+    """Decorator: a :class:`_ResidualPrimitive` whose first ``dense`` results always get a
+    cotangent (zeros when none arrived)."""
+    return lambda fun: _ResidualPrimitive(fun, dense)
 
 
 def _param_grads(
@@ -215,19 +311,27 @@ def _twin_vjp(composed: Any) -> Any:
 # ----------------------------------------------------------------------------- single steps
 
 
-@primitive(multiple_results=True)
+@_residual_primitive(dense=2)
 def _lstm_cell(x: Any, h: Any, c: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any) -> tuple:
-    """One fused LSTM step -> (h', c', acts) with acts = [i, f, g, o, tanh(c')] (B, 5H)."""
+    """One fused LSTM step -> (h', c', acts) with acts = [i, f, g, o, tanh(c')] (5, B, H)."""
     xp = backend.namespace(x, h, c, w_hh)
-    gi, gates = _gate_sums(xp, x, h, w_ih, w_hh, b_ih, b_hh)
-    gates += gi
-    return _lstm_fwd(xp, gates, c)
+    gates = xp.matmul(h, _gate_major(xp, w_hh, 4))
+    gates += xp.matmul(x, _gate_major(xp, w_ih, 4))
+    for b in (b_ih, b_hh):
+        if b is not None:
+            gates += _as_gate_major(xp, b, 4)
+    acts = backend.zeros((5, *c.shape), dtype=gates.dtype, like=gates)
+    h_new, c_new = _lstm_fwd(xp, gates, c, acts, ())
+    return h_new, c_new, acts
 
 
 @primitive(multiple_results=True)
 def _lstm_cell_bwd(gh: Any, gc: Any, gacts: Any, acts: Any, c: Any) -> tuple:
     """The pointwise part of the LSTM step's VJP as a primitive: (d gates (B, 4H), d c)."""
-    return _lstm_bwd(backend.namespace(gh, gc, acts, c), gh, gc, gacts, acts, c)
+    xp = backend.namespace(gh, gc, acts, c)
+    dgates = backend.zeros((c.shape[0], 4 * c.shape[-1]), dtype=acts.dtype, like=acts)
+    dc = _lstm_bwd(xp, gh, gc, gacts, acts, c, dgates, ())
+    return dgates, dc
 
 
 _lstm_cell_bwd.defvjp_joint(_twin_vjp(_lstm_bwd_composed))
@@ -255,7 +359,7 @@ def _lstm_cell_vjp(
     return [dc_prev if i == 2 else grads[remap[i]] for i in argnums]
 
 
-@primitive(multiple_results=True)
+@_residual_primitive(dense=1)
 def _gru_cell(x: Any, h: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any) -> tuple:
     """One fused GRU step -> (h', acts) with acts = [r, z, n, W_hn h + b_hn] (B, 4H)."""
     xp = backend.namespace(x, h, w_hh)
@@ -314,12 +418,19 @@ def _rnn_cell_vjp(
 
 # ----------------------------------------------------------------------------- whole sequences
 #
-# One primitive runs the whole recurrence of a layer over precomputed input projections
-# gx (T, B, G*H), in raw array math: per step one GEMM with W_hh and the pointwise cell. Its
-# VJP runs the backward recurrence (another primitive, :func:`_seq_bwd`) and then gets W_hh's
-# gradient from ONE GEMM over all steps, instead of a small GEMM and a full-size accumulation
-# per step. ``cell`` is "lstm", "gru", "rnn_tanh" or "rnn_relu"; the results are
-# (hs, cs, acts) for an LSTM, (hs, acts) for a GRU and (hs,) for an RNN.
+# One primitive runs the whole recurrence of a layer in raw array math: per step the input and
+# hidden GEMMs and the pointwise cell, whose results go straight into the sequence's buffers.
+# Its VJP runs the backward recurrence (another primitive, :func:`_seq_bwd`), which fills the
+# cotangents of every step's gate sums, dgx (T, B, G*H); the gradients of x, W_ih, W_hh and the
+# biases are then ONE GEMM (or sum) each over all steps, instead of small GEMMs and full-size
+# accumulations per step. The input projections are not precomputed for the whole sequence:
+# per step they cost the same GEMM work, and the (T, B, G*H) buffer they would need is fresh
+# memory every call (page faults), which costs more.
+#
+# ``cell`` is "lstm", "gru", "rnn_tanh" or "rnn_relu"; the results are (hs, cs, acts) for an
+# LSTM (acts (T, 5, B, H): i, f, g, o, tanh(c) gate-major), (hs, acts) for a GRU (acts
+# (T, B, 4H): r, z, n, W_hn h + b_hn) and (hs,) for an RNN. ``b_x`` is the input-side bias
+# (b_ih + b_hh for an LSTM or RNN, b_ih for a GRU) and ``b_hh`` the GRU's hidden-side bias.
 
 
 def _order(T: int, reverse: bool) -> list:
@@ -329,32 +440,54 @@ def _order(T: int, reverse: bool) -> list:
     return [(t, t - 1 if t > 0 else None) for t in range(T)]
 
 
-_ACT_WIDTH = {"lstm": 5, "gru": 4, "rnn_tanh": 0, "rnn_relu": 0}
-
-
-@primitive(multiple_results=True)
-def _seq(gx: Any, h0: Any, c0: Any, w_hh: Any, b_hh: Any, *, cell: str, reverse: bool) -> tuple:
-    xp = backend.namespace(gx, h0, w_hh)
-    T, B = gx.shape[0], gx.shape[1]
-    H = h0.shape[-1]
-    hs = backend.zeros((T, B, H), dtype=gx.dtype, like=gx)
-    width = _ACT_WIDTH[cell] * H
-    acts = backend.zeros((T, B, width), dtype=gx.dtype, like=gx) if width else None
-    cs = backend.zeros((T, B, H), dtype=gx.dtype, like=gx) if cell == "lstm" else None
-    wt = _t(xp, w_hh)
-    h, c = h0, c0
+@_residual_primitive(dense=1)
+def _seq(
+    xs: Any,
+    h0: Any,
+    c0: Any,
+    w_ih: Any,
+    w_hh: Any,
+    b_x: Any,
+    b_hh: Any,
+    *,
+    cell: str,
+    reverse: bool,
+) -> tuple:
+    xp = backend.namespace(xs, w_hh)
+    T, B = xs.shape[0], xs.shape[1]
+    H = w_hh.shape[-1]
+    hs = backend.zeros((T, B, H), dtype=xs.dtype, like=xs)
+    acts = cs = None
+    if cell == "lstm":
+        acts = backend.zeros((T, 5, B, H), dtype=xs.dtype, like=xs)
+        cs = backend.zeros((T, B, H), dtype=xs.dtype, like=xs)
+        wi, wh = _gate_major(xp, w_ih, 4), _gate_major(xp, w_hh, 4)
+        b4 = None if b_x is None else _as_gate_major(xp, b_x, 4)
+    else:
+        wi, wh = _t(xp, w_ih), _t(xp, w_hh)
+        if cell == "gru":
+            acts = backend.zeros((T, B, 4 * H), dtype=xs.dtype, like=xs)
+    h = _zeros_if_none(h0, (B, H), xs)
+    c = _zeros_if_none(c0, (B, H), xs) if cell == "lstm" else None
     for t, _ in _order(T, reverse):
-        gh = xp.matmul(h, wt)
+        gi = xp.matmul(xs[t, ...], wi)
+        gh = xp.matmul(h, wh)
         if cell == "lstm":
-            gh += gx[t, ...]
-            h, c, acts[t, ...] = _lstm_fwd(xp, gh, c)
+            gh += gi
+            if b4 is not None:
+                gh += b4
+            h, c = _lstm_fwd(xp, gh, c, acts, (t,))
             cs[t, ...] = c
         elif cell == "gru":
             if b_hh is not None:
                 gh += b_hh
-            h, acts[t, ...] = _gru_fwd(xp, gx[t, ...], gh, h)
+            if b_x is not None:
+                gi += b_x
+            h, acts[t, ...] = _gru_fwd(xp, gi, gh, h)
         else:
-            gh += gx[t, ...]
+            gh += gi
+            if b_x is not None:
+                gh += b_x
             h = _rnn_fwd(xp, gh, cell[4:])
         hs[t, ...] = h
     if cell == "lstm":
@@ -377,25 +510,27 @@ def _seq_bwd(
     cell: str,
     reverse: bool,
 ) -> tuple:
-    """The backward recurrence: (d gx, d gh [GRU only], d h0, d c0 [LSTM only])."""
+    """The backward recurrence: (d gx, d gh [GRU only], d h0, d c0 [LSTM only]).
+
+    ``g_cs`` and ``g_acts`` may be None (zero), and so may ``h0`` and ``c0``.
+    """
     xp = backend.namespace(g_hs, hs, w_hh)
     T = hs.shape[0]
+    h0 = _zeros_if_none(h0, hs.shape[1:], hs)
+    c0 = _zeros_if_none(c0, hs.shape[1:], hs) if cell == "lstm" else None
     dgx = backend.zeros(tuple(hs.shape[:2]) + (w_hh.shape[0],), dtype=hs.dtype, like=hs)
     dgh_all = backend.zeros(tuple(dgx.shape), dtype=hs.dtype, like=hs) if cell == "gru" else None
     dh = dc = None
     for t, p in reversed(_order(T, reverse)):
         gh = g_hs[t, ...] if dh is None else g_hs[t, ...] + dh
+        ga = None if g_acts is None else g_acts[t, ...]
         if cell == "lstm":
-            gc = g_cs[t, ...] if dc is None else g_cs[t, ...] + dc
-            dgates, dc = _lstm_bwd(
-                xp, gh, gc, g_acts[t, ...], acts[t, ...], c0 if p is None else cs[p, ...]
-            )
-            dgx[t, ...] = dgates
-            dh = xp.matmul(dgates, w_hh)
+            gc = dc if g_cs is None else _plus(g_cs[t, ...], dc)
+            c_prev = c0 if p is None else cs[p, ...]
+            dc = _lstm_bwd(xp, gh, gc, ga, acts[t, ...], c_prev, dgx, (t,))
+            dh = xp.matmul(dgx[t, ...], w_hh)
         elif cell == "gru":
-            dgi, dgh, dh_z = _gru_bwd(
-                xp, gh, g_acts[t, ...], acts[t, ...], h0 if p is None else hs[p, ...]
-            )
+            dgi, dgh, dh_z = _gru_bwd(xp, gh, ga, acts[t, ...], h0 if p is None else hs[p, ...])
             dgx[t, ...] = dgi
             dgh_all[t, ...] = dgh
             dh = xp.matmul(dgh, w_hh)
@@ -426,17 +561,22 @@ def _seq_bwd_composed(
     """:func:`_seq_bwd` in funcnn ops: its twin, and the source of its own VJP."""
     T = hs.shape[0]
     g_hs_t, hs_t = _unstack(g_hs), _unstack(hs)
+    none = [None] * T
+    h0 = _zeros_if_none(h0, hs.shape[1:], hs)
+    c0 = _zeros_if_none(c0, hs.shape[1:], hs) if cell == "lstm" else None
     if cell != "rnn_tanh" and cell != "rnn_relu":
-        g_acts_t, acts_t = _unstack(g_acts), _unstack(acts)
+        g_acts_t = none if g_acts is None else _unstack(g_acts)
+        acts_t = _unstack(acts)
     if cell == "lstm":
-        g_cs_t, cs_t = _unstack(g_cs), _unstack(cs)
+        g_cs_t = none if g_cs is None else _unstack(g_cs)
+        cs_t = _unstack(cs)
     dgx: list = [None] * T
     dgh_all: list = [None] * T
     dh = dc = None
     for t, p in reversed(_order(T, reverse)):
         gh = g_hs_t[t] if dh is None else g_hs_t[t] + dh
         if cell == "lstm":
-            gc = g_cs_t[t] if dc is None else g_cs_t[t] + dc
+            gc = _plus(g_cs_t[t], dc)
             c_prev = c0 if p is None else cs_t[p]
             dgx[t], dc = _lstm_bwd_composed(gh, gc, g_acts_t[t], acts_t[t], c_prev)
             dh = fnp.matmul(dgx[t], w_hh)
@@ -455,15 +595,37 @@ def _seq_bwd_composed(
 _seq_bwd.defvjp_joint(_twin_vjp(_seq_bwd_composed))
 
 
+def _w_hh_grad(dgh: Any, hs: Any, h0: Any, reverse: bool) -> Any:
+    """sum_t dgh_t^T h_{t-1}: W_hh's gradient as one GEMM over steps 2..T (on views of ``hs``,
+    no shifted copy of the hidden states) plus the first step's (none when ``h0`` is None:
+    zero)."""
+    T, B, G = dgh.shape
+    H = hs.shape[-1]
+    out = None
+    if T > 1:
+        d_rest = dgh[: T - 1, ...] if reverse else dgh[1:, ...]
+        h_prev = hs[1:, ...] if reverse else hs[: T - 1, ...]
+        d2 = fnp.reshape(d_rest, ((T - 1) * B, G))
+        out = fnp.matmul(fnp.transpose(d2), fnp.reshape(h_prev, ((T - 1) * B, H)))
+    if h0 is not None:
+        first = dgh[T - 1, ...] if reverse else dgh[0, ...]
+        out = _plus(out, fnp.matmul(fnp.transpose(first), h0))
+    if out is None:  # one step from a zero state
+        out = fnp.zeros((G, H), dtype=strip(hs).dtype, like=hs)
+    return out
+
+
 @_seq.defvjp_joint
 def _seq_vjp(
     g: Any,
     ans: Any,
     argnums: tuple,
-    gx: Any,
+    xs: Any,
     h0: Any,
     c0: Any,
+    w_ih: Any,
     w_hh: Any,
+    b_x: Any,
     b_hh: Any,
     *,
     cell: str,
@@ -480,26 +642,23 @@ def _seq_vjp(
     else:
         dgx, dh0 = _seq_bwd(g[0], None, None, hs, None, None, h0, None, w_hh, **kw)
         dgh, dc0 = dgx, None
+    T, B, I = xs.shape
+    GH = w_ih.shape[0]
+    dgx2 = fnp.reshape(dgx, (T * B, GH))
     out = []
     for i in argnums:
         if i == 0:
-            out.append(dgx)
+            out.append(fnp.reshape(fnp.matmul(dgx2, w_ih), (T, B, I)))
         elif i == 1:
             out.append(dh0)
         elif i == 2:
             out.append(dc0)
         elif i == 3:
-            # W_hh's gradient: one GEMM over all steps, sum_t dgh_t^T h_{t-1}.
-            T, B, G = dgh.shape
-            first = fnp.expand_dims(h0, 0)
-            if T == 1:
-                prev = first
-            elif reverse:
-                prev = fnp.concatenate([hs[1:, ...], first], axis=0)
-            else:
-                prev = fnp.concatenate([first, hs[:-1, ...]], axis=0)
-            d2 = fnp.reshape(dgh, (T * B, G))
-            out.append(fnp.matmul(fnp.transpose(d2), fnp.reshape(prev, (T * B, h0.shape[-1]))))
+            out.append(fnp.matmul(fnp.transpose(dgx2), fnp.reshape(xs, (T * B, I))))
+        elif i == 4:
+            out.append(_w_hh_grad(dgh, hs, h0, reverse))
+        elif i == 5:
+            out.append(fnp.sum(dgx, axis=(0, 1)))
         else:
             out.append(fnp.sum(dgh, axis=(0, 1)))
     return out
@@ -720,15 +879,6 @@ def _check_sequence(fn: str, xs: Any, I: int, w: Any) -> tuple[bool, int, int]:
     return len(s) == 3, s[0], s[1] if len(s) == 3 else 1
 
 
-def _project_inputs(xs: Any, w_ih: Any, bias: Any) -> Any:
-    """All steps' input projections ``xs W_ih^T + bias`` (T, B, G*H) in one GEMM."""
-    T, B, I = _shape(xs)
-    gx = fnp.matmul(fnp.reshape(xs, (T * B, I)), fnp.transpose(w_ih))
-    if bias is not None:
-        gx = gx + bias
-    return fnp.reshape(gx, (T, B, _shape(w_ih)[0]))
-
-
 def _sum_biases(b_ih: Any, b_hh: Any) -> Any:
     if b_ih is None or b_hh is None:
         return b_hh if b_ih is None else b_ih
@@ -736,8 +886,10 @@ def _sum_biases(b_ih: Any, b_hh: Any) -> Any:
 
 
 def _initial(fn: str, name: str, v: Any, batched: bool, B: int, H: int, xs: Any, w: Any) -> Any:
+    """The initial state, checked, with a batch axis; None (zeros) stays None: the recurrence
+    makes the zeros and skips their gradient terms."""
     if v is None:
-        return fnp.zeros((B, H), dtype=strip(xs).dtype, like=xs)
+        return None
     _check_state(fn, name, v, batched, B, H, w)
     return _batch1(v, batched)
 
@@ -779,8 +931,9 @@ def rnn(
     w_ih, w_hh, b_ih, b_hh, H, I = _cell_params(fn, params, 1)
     batched, T, B = _check_sequence(fn, xs, I, w_ih)
     h = _initial(fn, "h0", h0, batched, B, H, xs, w_ih)
-    gx = _project_inputs(_batch1(xs, batched, 1), w_ih, _sum_biases(b_ih, b_hh))
-    (hs,) = _seq(gx, h, None, w_hh, None, cell="rnn_" + nonlinearity, reverse=reverse)
+    b = _sum_biases(b_ih, b_hh)
+    cell = "rnn_" + nonlinearity
+    (hs,) = _seq(_batch1(xs, batched, 1), h, None, w_ih, w_hh, b, None, cell=cell, reverse=reverse)
     return _outputs(hs, batched), _last(hs, reverse, batched)
 
 
@@ -812,7 +965,7 @@ def lstm(
     w_ih, w_hh, b_ih, b_hh, H, I = _cell_params(fn, params, 4)
     batched, T, B = _check_sequence(fn, xs, I, w_ih)
     if carry is None:
-        h = c = fnp.zeros((B, H), dtype=strip(xs).dtype, like=xs)
+        h = c = None  # zeros, made inside the recurrence
     else:
         if not isinstance(carry, (tuple, list)) or len(carry) != 2:
             raise TypeError(
@@ -820,8 +973,10 @@ def lstm(
             )
         h = _initial(fn, "h0", carry[0], batched, B, H, xs, w_ih)
         c = _initial(fn, "c0", carry[1], batched, B, H, xs, w_ih)
-    gx = _project_inputs(_batch1(xs, batched, 1), w_ih, _sum_biases(b_ih, b_hh))
-    hs, cs, _ = _seq(gx, h, c, w_hh, None, cell="lstm", reverse=reverse)
+    b = _sum_biases(b_ih, b_hh)
+    hs, cs, _ = _seq(
+        _batch1(xs, batched, 1), h, c, w_ih, w_hh, b, None, cell="lstm", reverse=reverse
+    )
     return _outputs(hs, batched), (_last(hs, reverse, batched), _last(cs, reverse, batched))
 
 
@@ -848,9 +1003,9 @@ def gru(
     w_ih, w_hh, b_ih, b_hh, H, I = _cell_params(fn, params, 3)
     batched, T, B = _check_sequence(fn, xs, I, w_ih)
     h = _initial(fn, "h0", h0, batched, B, H, xs, w_ih)
-    # b_hh stays in the step: the n gate multiplies (W_hn h + b_hn) by r.
-    gx = _project_inputs(_batch1(xs, batched, 1), w_ih, b_ih)
-    hs, _ = _seq(gx, h, None, w_hh, b_hh, cell="gru", reverse=reverse)
+    # b_hh stays apart from b_ih: the n gate multiplies (W_hn h + b_hn) by r.
+    xs = _batch1(xs, batched, 1)
+    hs, _ = _seq(xs, h, None, w_ih, w_hh, b_ih, b_hh, cell="gru", reverse=reverse)
     return _outputs(hs, batched), _last(hs, reverse, batched)
 
 

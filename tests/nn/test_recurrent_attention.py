@@ -171,6 +171,69 @@ def test_sequence_gradients_second_order(cell, Tn, B, I, H, bias, batched, rever
     check_grads(lambda p, xs, s: _sequence(cell, p, xs, s, reverse), (p, xs, state), order=2)
 
 
+def _outputs_only(cell, reverse):
+    """The layer from a zero initial state (None), keeping only every step's output: the
+    cell states and activations then get no cotangent, and the zero state no gradient terms."""
+    if cell == "lstm":
+        return lambda p, xs: R.lstm(p, xs, reverse=reverse)[0]
+    if cell == "gru":
+        return lambda p, xs: R.gru(p, xs, reverse=reverse)[0]
+    return lambda p, xs: R.rnn(p, xs, reverse=reverse, nonlinearity=cell[4:])[0]
+
+
+@pytest.mark.parametrize("cell", sorted(GATES))
+@pytest.mark.parametrize("reverse", [False, True])
+def test_sequence_outputs_only_from_zero_state_second_order_and_forward_mode(cell, reverse):
+    p = _cell_params(7, cell, 2, 3)
+    xs = _normal(8, (3, 2, 2))
+    check_grads(_outputs_only(cell, reverse), (p, xs), order=2, modes=("rev", "fwd"))
+
+
+@pytest.mark.parametrize("cell", sorted(GATES))
+@pytest.mark.parametrize("T", [1, 3])
+def test_zero_state_none_equals_explicit_zeros(cell, T):
+    """None (zeros made inside, their gradient terms skipped) and explicit zeros agree."""
+    _, n = _step(cell)
+    p = _cell_params(11, cell, 2, 3)
+    xs = _normal(12, (T, 2, 2))
+    zeros = tuple(np.zeros((2, 3)) for _ in range(n))
+    cot = _normal(13, (T, 2, 3))
+
+    def loss(p, xs, state):
+        out, final = _sequence(cell, p, xs, state, False)
+        total = fnp.sum(out * cot)
+        for k, v in enumerate(final):
+            total = total + (k + 1.5) * fnp.sum(v * v)
+        return total
+
+    with_none = (None,) * n if cell == "lstm" else (None,)
+    g_none = fn.value_and_grad(loss, argnums=(0, 1))(p, xs, None if cell == "lstm" else with_none)
+    g_zero = fn.value_and_grad(loss, argnums=(0, 1))(p, xs, zeros)
+    _assert_trees_close(g_none, g_zero)
+
+
+def test_residual_results_get_none_and_leading_ones_zeros():
+    """Only the first ``dense`` results of a residual primitive get zeros for a missing
+    cotangent; the residuals get None (the rule sees which)."""
+    seen = {}
+
+    @R._residual_primitive(dense=1)
+    def two(x):
+        return x * 2.0, x * 3.0, x * 4.0
+
+    @two.defvjp_joint
+    def _two_vjp(g, ans, argnums, x):
+        seen["g"] = g
+        return [2.0 * g[0] + (0.0 if g[1] is None else 3.0 * g[1])]
+
+    x = np.array([1.0, 2.0])
+    assert np.allclose(fn.grad(lambda x: fnp.sum(two(x)[1]))(x), 3.0)
+    assert np.allclose(seen["g"][0], 0.0) and seen["g"][0].shape == (2,)
+    assert seen["g"][2] is None
+    assert np.allclose(fn.grad(lambda x: fnp.sum(two(x)[0]))(x), 2.0)
+    assert seen["g"][1] is None and seen["g"][2] is None
+
+
 # ----------------------------------------------------------------------------- recurrent: twins
 
 
@@ -211,11 +274,11 @@ def test_sequence_equals_loop_of_composed_steps(cell, reverse):
 
 def test_pointwise_backward_primitives_equal_their_twins():
     H = 3
-    acts = 1 / (1 + np.exp(-_normal(1, (2, 5 * H))))
+    acts = 1 / (1 + np.exp(-_normal(1, (5, 2, H))))  # the LSTM's are gate-major
     args = (
         _normal(2, (2, H)),
         _normal(3, (2, H)),
-        _normal(4, (2, 5 * H)),
+        _normal(4, (5, 2, H)),
         acts,
         _normal(5, (2, H)),
     )
@@ -230,10 +293,11 @@ def test_pointwise_backward_primitives_equal_their_twins():
 def test_sequence_backward_primitive_equals_its_twin(cell, reverse):
     p = _cell_params(3, cell, 2, 3)
     h0, c0 = _normal(4, (2, 3)), _normal(5, (2, 3))
-    gx = _normal(6, (4, 2, GATES[cell] * 3))
+    xs = _normal(6, (4, 2, 2))
     c_arg = c0 if cell == "lstm" else None
     b_hh = p["bias_hh"] if cell == "gru" else None
-    res = R._seq(gx, h0, c_arg, p["weight_hh"], b_hh, cell=cell, reverse=reverse)
+    w_ih, w_hh, b_ih = p["weight_ih"], p["weight_hh"], p["bias_ih"]
+    res = R._seq(xs, h0, c_arg, w_ih, w_hh, b_ih, b_hh, cell=cell, reverse=reverse)
     g = [_normal(10 + k, r.shape) for k, r in enumerate(res)]
     if cell == "lstm":
         args = (g[0], g[1], g[2], res[0], res[1], res[2], h0, c0, p["weight_hh"])
@@ -242,6 +306,11 @@ def test_sequence_backward_primitive_equals_its_twin(cell, reverse):
     else:
         args = (g[0], None, None, res[0], None, None, h0, None, p["weight_hh"])
     kw = {"cell": cell, "reverse": reverse}
+    _assert_trees_close(R._seq_bwd(*args, **kw), R._seq_bwd_composed(*args, **kw))
+    # no cotangent for the cell states and activations, zero initial states (None)
+    res = R._seq(xs, None, None, w_ih, w_hh, b_ih, b_hh, cell=cell, reverse=reverse)
+    cs, acts = (res[1], res[2]) if cell == "lstm" else (None, res[1] if cell == "gru" else None)
+    args = (g[0], None, None, res[0], cs, acts, None, None, p["weight_hh"])
     _assert_trees_close(R._seq_bwd(*args, **kw), R._seq_bwd_composed(*args, **kw))
 
 
