@@ -45,6 +45,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, _threads_from_argv(sys.argv[1:]))
 
 import numpy as np  # noqa: E402
+from _timing import best_of  # noqa: E402
 
 import funcnn as fn  # noqa: E402
 import funcnn.numpy as fnp  # noqa: E402
@@ -186,36 +187,7 @@ def torch_step(torch: Any, model: Any, x: Any, y: Any) -> Callable[[], None]:
     return step
 
 
-# ----------------------------------------------------------------------------- timing
-
-
-def best_of(
-    steps_by_name: dict[str, Callable[[], None]],
-    syncs: dict[str, Callable[[], None]],
-    rounds: int,
-    steps: int,
-    clock: Callable[[], float] = time.perf_counter,
-) -> dict[str, float]:
-    """Seconds per step for each named step function: the best over ``rounds`` of the mean over
-    ``steps`` steps. The rounds of the different faces are interleaved (in a rotating order), so
-    that a noisy neighbour on a shared machine, or one face's leftovers in the caches, slow
-    them alike rather than one of them.
-    """
-    for name, step in steps_by_name.items():  # warm up (imports, caches, allocator)
-        for _ in range(2):
-            step()
-        syncs[name]()
-    best = {name: float("inf") for name in steps_by_name}
-    names = list(steps_by_name)
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate the order
-            step, sync = steps_by_name[name], syncs[name]
-            t = clock()
-            for _ in range(steps):
-                step()
-            sync()
-            best[name] = min(best[name], (clock() - t) / steps)
-    return best
+# ----------------------------------------------------------------------------- devices
 
 
 def _check_cuda() -> None:

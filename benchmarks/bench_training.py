@@ -51,6 +51,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, _threads_from_argv(sys.argv[1:]))
 
 import numpy as np  # noqa: E402
+from _timing import best_of  # noqa: E402
 
 import funcnn_modules as fm  # noqa: E402
 from funcnn import backend  # noqa: E402
@@ -160,33 +161,6 @@ def train_step(lib: Any, model: Any, x: Any, y: Any) -> Callable[[], None]:
         opt.step()
 
     return step
-
-
-def best_of(
-    steps_by_name: dict[str, Callable[[], None]],
-    syncs: dict[str, Callable[[], None]],
-    rounds: int,
-    steps: int,
-    clock: Callable[[], float],
-) -> dict[str, float]:
-    """Seconds per step for each named step: the best over ``rounds`` of the mean over ``steps``
-    steps, the names' rounds interleaved in a rotating order (a noisy neighbour slows both)."""
-    for name, step in steps_by_name.items():  # warm up: imports, caches, allocator, kernels
-        for _ in range(2):
-            step()
-        syncs[name]()
-    best = {name: float("inf") for name in steps_by_name}
-    names = list(steps_by_name)
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            step, sync = steps_by_name[name], syncs[name]
-            sync()
-            t = clock()
-            for _ in range(steps):
-                step()
-            sync()
-            best[name] = min(best[name], (clock() - t) / steps)
-    return best
 
 
 def _cuda_or_exit(torch: Any) -> None:

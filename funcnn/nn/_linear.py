@@ -14,7 +14,7 @@ from typing import Any
 from funcnn import backend, random
 from funcnn import numpy as fnp
 from funcnn.autodiff._core import primitive, strip
-from funcnn.nn._conv import check_floating, check_same_dtype
+from funcnn.nn._conv import check_floating, check_same_dtype, weight_and_bias
 
 __all__ = ["linear", "embedding", "init_linear", "init_embedding"]
 
@@ -71,7 +71,7 @@ def linear(params: dict, x: Any) -> Any:
 
     See also: ``funcnn_modules.nn.Linear``, :func:`init_linear`.
     """
-    w, b = _weight_and_bias("linear", params)
+    w, b = weight_and_bias("linear", params)
     rx, rw, rb = strip(x), strip(w), strip(b)
     for name, a in (("x", rx), ("weight", rw), ("bias", rb)):
         if a is not None:
@@ -155,7 +155,7 @@ def embedding(params: dict, indices: Any, *, padding_idx: int | None = None) -> 
 
     See also: ``funcnn_modules.nn.Embedding``, :func:`init_embedding`.
     """
-    w, _ = _weight_and_bias("embedding", params)
+    w, _ = weight_and_bias("embedding", params)
     rw = strip(w)
     if rw.ndim != 2:
         raise ValueError(
@@ -197,16 +197,6 @@ def _padding_index(fn: str, padding_idx: int | None, num: int) -> int | None:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _weight_and_bias(fn: str, params: Any) -> tuple[Any, Any]:
-    if not isinstance(params, dict) or "weight" not in params:
-        raise TypeError(
-            f"{fn}: params must be a dict with a 'weight' entry (and optionally 'bias'), "
-            f"got {type(params).__name__}"
-            + (f" with keys {sorted(params)}" if isinstance(params, dict) else "")
-        )
-    return params["weight"], params.get("bias")
 
 
 # ----------------------------------------------------------------------------- initialisers
