@@ -196,9 +196,6 @@ def _padding_index(fn: str, padding_idx: int | None, num: int) -> int | None:
     return padding_idx % num
 
 
-# ----------------------------------------------------------------------------- helpers
-
-
 # ----------------------------------------------------------------------------- initialisers
 
 
