@@ -32,6 +32,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+import funcnn as fn
+
 DATASETS = ("digits", "mnist5k")
 
 
@@ -204,8 +206,7 @@ def parser(
         "--threads",
         type=int,
         default=1,
-        help="BLAS threads (default 1: the small matrices here run fastest on one; needs "
-        "threadpoolctl, which scikit-learn installs)",
+        help="BLAS threads (default 1: the small matrices here run fastest on one)",
     )
     if images:
         p.add_argument("--dataset", default="digits", choices=DATASETS)
@@ -232,22 +233,10 @@ def parse(p: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse
         args.save = default
     if args.save:
         os.makedirs(os.path.dirname(os.path.abspath(args.save)), exist_ok=True)
-    limit_blas_threads(args.threads)
+    if args.threads < 1:
+        p.error(f"--threads must be >= 1, got {args.threads}")
+    fn.backend.set_num_threads(args.threads)  # as torch.set_num_threads
     return args
-
-
-def limit_blas_threads(n: int) -> None:
-    """Use ``n`` BLAS threads (like ``torch.set_num_threads``), if threadpoolctl is installed.
-
-    The matrices in these examples are small (e.g. 32x128 times 128x512): a BLAS thread pool
-    costs more to wake than it saves, and on a busy machine spinning threads can make each
-    product ten times slower.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return
-    threadpool_limits(limits=max(1, n), user_api="blas")
 
 
 # ----------------------------------------------------------------------------- progress bar

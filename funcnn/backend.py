@@ -37,6 +37,8 @@ __all__ = [
     "set_default_float_dtype",
     "set_default",
     "get_default",
+    "set_num_threads",
+    "get_num_threads",
     "device_put",
     "to_numpy",
     "from_numpy",
@@ -351,6 +353,36 @@ def set_default_float_dtype(name: str) -> None:
             f"set_default_float_dtype: expected 'float16', 'float32' or 'float64', got {name!r}"
         )
     _state["float"] = name
+
+
+# ----------------------------------------------------------------------------- CPU threads
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads for the CPU's BLAS (matrix products, convolutions), like
+    ``torch.set_num_threads``. The setting is process-wide and lasts until changed.
+
+    NumPy's elementwise work runs on one thread whatever this says. Small products (the
+    matrices of a small MLP or LSTM) are often fastest on one thread: a thread pool costs more
+    to wake than it saves, and on a busy machine spinning BLAS threads can slow each product
+    tenfold. Through threadpoolctl, which finds the BLAS NumPy loaded.
+
+    Raises:
+        ValueError: for anything but an int >= 1.
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"set_num_threads: n must be an int >= 1, got {n!r}")
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=int(n), user_api="blas")
+
+
+def get_num_threads() -> int:
+    """The number of threads the CPU's BLAS uses (``torch.get_num_threads``)."""
+    from threadpoolctl import threadpool_info
+
+    counts = [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+    return max(counts, default=1)
 
 
 def dtype_of(x: Any) -> Any:

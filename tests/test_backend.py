@@ -456,3 +456,22 @@ def test_real_cupy_keeps_arrays_on_the_gpu_they_are_on():
     count = cp.cuda.runtime.getDeviceCount()
     with pytest.raises(backend.BackendUnavailableError, match=f"no device 'cuda:{count}'"):
         backend.device_put(x, f"cuda:{count}")
+
+
+# ----------------------------------------------------------------------------- CPU threads
+
+
+def test_set_num_threads_sets_the_blas_pool_and_checks_its_argument():
+    before = backend.get_num_threads()
+    try:
+        backend.set_num_threads(1)
+        assert backend.get_num_threads() == 1
+        x = np.arange(64.0).reshape(8, 8)
+        np.testing.assert_allclose(backend.to_numpy(fnp.matmul(x, x)), x @ x)
+        backend.set_num_threads(np.int64(2))
+        assert backend.get_num_threads() in (1, 2)  # a BLAS may cap at the core count
+        for bad in (0, -1, True, 1.5, "2", None):
+            with pytest.raises(ValueError, match=r"set_num_threads: n must be an int >= 1, got"):
+                backend.set_num_threads(bad)
+    finally:
+        backend.set_num_threads(before)
