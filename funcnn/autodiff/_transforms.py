@@ -100,9 +100,10 @@ def _vjp(
     out = f(*boxed_args)
     aux = None
     if has_aux:
-        if not (isinstance(out, tuple) and len(out) == 2):
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
             raise TypeError(
-                f"{fn_name}: with has_aux=True the function must return a pair (output, aux)"
+                f"{fn_name}: with has_aux=True the function must return a pair (output, aux), "
+                f"got {type(out).__name__}"
             )
         out, aux = out
         aux = tree.map(lambda x: unbox(x, trace), aux)
@@ -125,6 +126,8 @@ def _vjp(
                     f"has shape {tuple(getattr(o, 'shape', ()))}"
                 )
             if node is not None:
+                if isinstance(ct, (int, float)):
+                    ct = backend.full((), ct, dtype=o.dtype, like=strip(o))
                 starts.append((node, ct))
         got = backward(starts, keep_graph=keep_graph) if starts else {}
         result = []
@@ -188,6 +191,8 @@ def value_and_grad(
         res = _vjp(partial, [args[i] for i in nums], has_aux, keep_graph=False, fn_name="grad")
         out, vjp_fn = res[0], res[1]
         raw = strip(out)
+        if isinstance(raw, float):  # a constant function: zero gradients, as in JAX
+            raw = backend.asarray(raw)
         shape = tuple(getattr(raw, "shape", ()))
         if not backend.is_array(raw) and not isinstance(raw, float) or shape != ():
             raise TypeError(
@@ -255,7 +260,12 @@ def jvp(f: Callable, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple:
 
 
 def jacobian(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
-    """Reverse-mode Jacobian: for an output of shape S and an input of shape T, shape S + T."""
+    """Reverse-mode Jacobian: for an output of shape S and an input of shape T, shape S + T.
+
+    Inputs and outputs may be pytrees (as in ``jax.jacrev``): the result has the output's
+    structure, each output leaf holding the Jacobian with respect to ``args[argnums]`` (a pytree
+    like that argument, or a tuple of them when ``argnums`` is a tuple).
+    """
     from funcnn import numpy as fnp
 
     def jac_f(*args: Any) -> Any:
@@ -270,43 +280,57 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
         out, vjp_fn = _vjp(
             partial, [args[i] for i in nums], False, keep_graph=True, fn_name="jacobian"
         )
-        raw = strip(out)
-        if not backend.is_array(raw):
-            raise TypeError("jacobian: the function must return one array")
-        n = backend.prod(raw.shape)
-        rows = []
-        eye = backend.eye(n, dtype=raw.dtype, like=raw)
-        for k in range(n):
-            rows.append(vjp_fn(backend.getitem(eye, k).reshape(raw.shape)))
-        results = []
-        for j, i in enumerate(nums):
-
-            def assemble(*leaf_rows: Any, _shape: tuple = raw.shape) -> Any:
-                x_shape = tuple(leaf_rows[0].shape) if leaf_rows else ()
-                if not leaf_rows:
-                    return None
-                return fnp.reshape(fnp.stack(list(leaf_rows)), _shape + x_shape)
-
-            per_row = [r[j] for r in rows]
-            if n == 0:
-                x = args[i]
-                results.append(
-                    tree.map(
-                        lambda a: backend.zeros(
-                            raw.shape + tuple(a.shape), dtype=raw.dtype, like=raw
-                        ),
-                        x,
-                    )
+        out_leaves, out_def = tree.flatten(out)
+        raws = []
+        for k, o in enumerate(out_leaves):
+            r = strip(o)
+            if isinstance(r, float):
+                r = backend.asarray(r)
+            if not backend.is_array(r):
+                raise TypeError(
+                    f"jacobian: the function's output (leaf {k}) is a {type(r).__name__}; "
+                    "outputs must be arrays or pytrees of arrays"
                 )
-            else:
-                results.append(tree.map(assemble, *per_row))
-        return results[0] if isinstance(argnums, int) else tuple(results)
+            raws.append(r)
+        zeros_ct = [backend.zeros(r.shape, dtype=r.dtype, like=r) for r in raws]
+        per_out = []
+        for k, r in enumerate(raws):
+            shape = tuple(r.shape)
+            n = backend.prod(shape)
+            eye = backend.eye(n, dtype=r.dtype, like=r) if n else None
+            rows = []
+            for row in range(n):
+                ct = list(zeros_ct)
+                ct[k] = backend.getitem(eye, row).reshape(shape)
+                rows.append(vjp_fn(tree.unflatten(out_def, ct)))
+            results = []
+            for j, i in enumerate(nums):
+                if n == 0:
+
+                    def empty(a: Any, _shape: tuple = shape) -> Any:
+                        a = backend.asarray(a) if isinstance(a, float) else strip(a)
+                        return backend.zeros(_shape + tuple(a.shape), dtype=a.dtype, like=a)
+
+                    results.append(tree.map(empty, args[i]))
+                else:
+
+                    def assemble(*leaf_rows: Any, _shape: tuple = shape) -> Any:
+                        x_shape = tuple(leaf_rows[0].shape)
+                        return fnp.reshape(fnp.stack(list(leaf_rows)), _shape + x_shape)
+
+                    results.append(tree.map(assemble, *[rw[j] for rw in rows]))
+            per_out.append(results[0] if isinstance(argnums, int) else tuple(results))
+        return tree.unflatten(out_def, per_out)
 
     return jac_f
 
 
 def hessian(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
-    """The Hessian of scalar ``f``: ``jacobian(grad(f))``, shape T + T for an input of shape T."""
+    """The Hessian of scalar ``f``: ``jacobian(grad(f))``, shape T + T for an input of shape T.
+
+    With pytree inputs or a tuple ``argnums`` the blocks nest as in ``jax.hessian``:
+    ``hessian(f, argnums=(0, 1))(x, y)[i][j]`` is the block of ``args[i]`` and ``args[j]``.
+    """
     return jacobian(grad(f, argnums), argnums)
 
 
@@ -389,6 +413,17 @@ class custom_vjp:  # noqa: N801 - the JAX name
         parents = tuple(leaves[i]._node for i in argnums)
         out, res = self.fwd(*tree.unflatten(in_def, raw))
         out_leaves, out_def = tree.flatten(out)
+        # fwd ran on the arguments' values below trace `top`, so a box of trace `top` or above in
+        # its results was captured from an enclosing scope: the rule cannot give its gradient.
+        if any(isinstance(x, Box) and x._trace >= top for x in out_leaves + tree.leaves(res)):
+            if self.flat_cotangents:  # checkpoint: differentiate f itself (correct, not lean)
+                return self.fun(*args)
+            raise TypeError(
+                f"custom_vjp {self.__name__}: the function closes over a value being "
+                "differentiated (its result depends on a traced array that is not one of its "
+                "arguments); the custom rule only gives gradients of the explicit arguments. "
+                "Pass that value as an argument."
+            )
         multi = out_def.kind is not None
         ans = tuple(out_leaves) if multi else out_leaves[0]
         node = Node(self._prim, (self, res, in_def, out_def, multi), {}, ans, argnums, parents)
@@ -404,7 +439,9 @@ def _custom_vjp_rule(g: Any, ans: Any, argnums: tuple, owner: custom_vjp, *rest:
 def checkpoint(f: Callable) -> Callable:
     """``f`` with its internals recomputed in the backward pass instead of stored.
 
-    Gradients equal those of ``f``; memory holds only ``f``'s inputs between the passes.
+    Gradients equal those of ``f``; memory holds only ``f``'s inputs between the passes. Pass
+    the arrays being differentiated (parameters too) as arguments: where ``f`` closes over one,
+    it is differentiated as it stands (correct gradients, but nothing is recomputed or saved).
     """
 
     def fwd(*args: Any) -> tuple:

@@ -314,13 +314,17 @@ def where(condition: Any, x: Any, y: Any) -> Any:
     return _where(cond, x, y)
 
 
-@primitive
 def clip(x: Any, a_min: Any = None, a_max: Any = None) -> Any:
     """Clamp ``x`` into ``[a_min, a_max]`` (either may be None).
 
     The gradient passes where ``a_min <= x <= a_max`` (inclusive, like torch.clamp); array
-    bounds get the gradient where they bind.
+    bounds get the gradient where they bind (also when given by keyword).
     """
+    return _clip(x, a_min, a_max)  # bounds positional: keyword arguments are static to a primitive
+
+
+@primitive
+def _clip(x: Any, a_min: Any = None, a_max: Any = None) -> Any:
     if a_min is None and a_max is None:
         raise ValueError("clip: at least one of a_min and a_max must be given")
     try:
@@ -354,7 +358,7 @@ def _clip_vjp_max(g: Any, ans: Any, x: Any, a_min: Any = None, a_max: Any = None
     return unbroadcast(where(binds, g, 0.0), a_max)
 
 
-clip.defvjp(_clip_vjp_x, _clip_vjp_min, _clip_vjp_max)
+_clip.defvjp(_clip_vjp_x, _clip_vjp_min, _clip_vjp_max)
 
 
 # ----------------------------------------------------------------------------- not differentiable

@@ -87,9 +87,28 @@ def _index_update(x: Any, v: Any, idx: Any) -> Any:
     return backend.index_update(x, idx, v)
 
 
+def _has_index_array(idx: Any) -> bool:
+    return any(backend.is_array(i) for i in (idx if isinstance(idx, tuple) else (idx,)))
+
+
+def _index_update_vjp_v(g: Any, ans: Any, x: Any, v: Any, idx: Any) -> Any:
+    gv = _getitem(g, idx)
+    if _has_index_array(idx):
+        # With repeated indices only the write that lands (the last one) reaches the output:
+        # write each position's number, read the numbers back, and keep the positions that won.
+        r = strip(gv)
+        n = backend.prod(tuple(r.shape))
+        ids = ns(r).reshape(backend.arange(n, like=r), tuple(r.shape))
+        board = backend.index_update(
+            backend.full(tuple(x.shape), -1, dtype="int64", like=r), idx, ids
+        )
+        gv = fnp.where(backend.getitem(board, idx) == ids, gv, 0.0)
+    return unbroadcast(gv, v)
+
+
 _index_update.defvjp(
     lambda g, ans, x, v, idx: _index_update(g, fnp.zeros((), dtype=g.dtype, like=g), idx=idx),
-    lambda g, ans, x, v, idx: unbroadcast(_getitem(g, idx), v),
+    _index_update_vjp_v,
 )
 
 
@@ -102,7 +121,8 @@ def index_update(x: Any, idx: Any, v: Any) -> Any:
         v: array (or Python scalar) broadcastable to ``x[idx].shape``.
     Returns:
         An array of ``x``'s shape and dtype; differentiable in ``x`` (zero gradient at the
-        overwritten places) and ``v``.
+        overwritten places) and ``v`` (zero gradient for a write that a later repeated index
+        overwrites, as in JAX).
     """
     idx = _clean_index(idx, x)
     if isinstance(v, (int, float)):
@@ -131,15 +151,16 @@ def _take_along_axis(x: Any, indices: Any, axis: int) -> Any:
     return ns(x, indices).take_along_axis(x, indices, axis=axis)
 
 
-def _along_index(shape: tuple, indices: Any, axis: int) -> tuple:
-    """The advanced index equivalent to ``take_along_axis(., indices, axis)``."""
+def _along_index(shape: tuple, out_shape: tuple, indices: Any, axis: int) -> tuple:
+    """The advanced index equivalent to ``take_along_axis(., indices, axis)`` for an ``x`` of
+    ``shape`` and a result of ``out_shape`` (``x`` and ``indices`` broadcast outside ``axis``)."""
     idx = []
     nd = len(shape)
     for d in range(nd):
         if d == axis:
             idx.append(indices)
         else:
-            r = backend.arange(indices.shape[d], like=indices)
+            r = backend.arange(shape[d] if shape[d] == out_shape[d] else 1, like=indices)
             idx.append(
                 backend.namespace(indices).reshape(r, tuple(-1 if k == d else 1 for k in range(nd)))
             )
@@ -148,7 +169,7 @@ def _along_index(shape: tuple, indices: Any, axis: int) -> tuple:
 
 _take_along_axis.defvjp(
     lambda g, ans, x, indices, axis: index_add(
-        fnp.zeros_like(x), _along_index(tuple(x.shape), indices, axis), g
+        fnp.zeros_like(x), _along_index(tuple(x.shape), tuple(g.shape), indices, axis), g
     )
 )
 
@@ -161,7 +182,7 @@ def take_along_axis(x: Any, indices: Any, axis: int) -> Any:
         indices: integer array of ``x``'s rank, broadcastable to ``x`` outside ``axis``.
         axis: the axis to pick along.
     Returns:
-        An array of ``indices``' shape.
+        An array of ``indices``' shape broadcast with ``x``'s outside ``axis``.
     """
     raw_i = strip(indices)
     nd = strip(x).ndim

@@ -112,8 +112,13 @@ def tensordot(a: Any, b: Any, axes: Any = 2) -> Any:
     free_a = [i for i in range(ra.ndim) if i not in axes_a]
     free_b = [j for j in range(rb.ndim) if j not in axes_b]
     k = backend.prod([ra.shape[i] for i in axes_a])
-    a2 = fnp.reshape(fnp.transpose(a, free_a + axes_a), (-1, k))
-    b2 = fnp.reshape(fnp.transpose(b, axes_b + free_b), (k, -1))
+    # explicit sizes, not -1: a length-0 contracted axis leaves -1 undetermined
+    a2 = fnp.reshape(
+        fnp.transpose(a, free_a + axes_a), (backend.prod([ra.shape[i] for i in free_a]), k)
+    )
+    b2 = fnp.reshape(
+        fnp.transpose(b, axes_b + free_b), (k, backend.prod([rb.shape[j] for j in free_b]))
+    )
     return fnp.reshape(
         matmul(a2, b2), tuple(ra.shape[i] for i in free_a) + tuple(rb.shape[j] for j in free_b)
     )
@@ -188,6 +193,10 @@ def _einsum_rule(i: int) -> Any:
         summed = tuple(j for j, c in enumerate(kept) if size[c] == 1 and res.shape[j] != 1)
         if summed:
             res = fnp.sum(res, axis=summed, keepdims=True)
+        # and of the others' length-1 axes against operand i's longer ones
+        want = tuple(size[c] for c in kept)
+        if tuple(res.shape) != want:
+            res = fnp.broadcast_to(res, want)
         # letters summed away in the forward pass (only in operand i) get a broadcast gradient
         if kept != uniq:
             res = fnp.reshape(res, tuple(size[c] if c in kept else 1 for c in uniq))
@@ -302,8 +311,33 @@ def _vector_norm(x: Any, ord: Any, axis: Any, keepdims: bool) -> Any:  # noqa: A
         return fnp.sum(fnp.abs(x), axis=axis, keepdims=keepdims)
     if isinstance(ord, str):
         raise ValueError(f"norm: ord={ord!r} is a matrix norm; a vector norm takes a number")
-    p = float(ord)
-    return fnp.sum(fnp.abs(x) ** p, axis=axis, keepdims=keepdims) ** (1.0 / p)
+    return _normp(x, p=float(ord), axis=axis, keepdims=keepdims)
+
+
+@primitive
+def _normp(x: Any, p: float, axis: Any, keepdims: bool) -> Any:
+    xp = ns(x)
+    return xp.sum(xp.abs(x) ** p, axis=axis, keepdims=keepdims) ** (1.0 / p)
+
+
+def _normp_vjp(g: Any, ans: Any, x: Any, p: float, axis: Any, keepdims: bool) -> Any:
+    # d||x||_p / dx_i = sign(x_i) |x_i|^(p-1) / ||x||^(p-1), taken as 0 where x_i = 0 and where
+    # the norm is 0 (PyTorch's subgradient; the plain composition gives NaN there)
+    from funcnn.numpy._helpers import axes_tuple
+    from funcnn.numpy._reductions import _keep_shape, _restore
+
+    full = (
+        ans
+        if keepdims
+        else fnp.reshape(ans, _keep_shape(tuple(x.shape), axes_tuple(axis, x.ndim, "norm")))
+    )
+    zero_x, zero_n = x == 0, full == 0
+    scaled = fnp.where(zero_x, 0.0, fnp.sign(x) * fnp.abs(fnp.where(zero_x, 1.0, x)) ** (p - 1.0))
+    scale = fnp.where(zero_n, 0.0, 1.0 / fnp.where(zero_n, 1.0, full) ** (p - 1.0))
+    return _restore(g, x, axis, keepdims) * scaled * scale
+
+
+_normp.defvjp(_normp_vjp)
 
 
 def _matrix_norm(x: Any, ord: Any, axes: tuple, keepdims: bool) -> Any:  # noqa: A002

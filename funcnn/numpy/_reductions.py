@@ -242,8 +242,11 @@ def argsort(x: Any, axis: int = -1, stable: bool = True) -> Any:
         raise
 
 
-def sort(x: Any, axis: int = -1) -> Any:
-    """Sorted copy along ``axis``; the gradient flows back to each element's original place."""
+def sort(x: Any, axis: int | None = -1) -> Any:
+    """Sorted copy along ``axis`` (of the flattened array when None, as in NumPy); the gradient
+    flows back to each element's original place."""
+    if axis is None:
+        x, axis = fnp.ravel(x), -1
     return fnp.take_along_axis(x, argsort(x, axis=axis), axis=axis)
 
 

@@ -244,3 +244,58 @@ def test_float32_stays_float32_through_grad():
 def test_python_float_input_gives_default_float():
     g = fn.grad(lambda x: x * x)(3.0)
     assert g.dtype == np.float32 and float(g) == 6.0
+
+
+# ----------------------------------------------------------------------------- review fixes
+
+
+def test_checkpoint_closing_over_a_differentiated_value_gives_its_gradient():
+    # a layer's parameters closed over inside grad over those parameters: d/dw sum(w * w) = 2w
+    w = np.array([1.0, 2.0])
+    g = fn.grad(lambda w: fnp.sum(fn.checkpoint(lambda h: h * w)(w * 1.0)))(w)
+    np.testing.assert_array_equal(g, 2 * w)
+    # closures over an inner trace (argument from the outer one), and over an outer trace
+    inner = lambda y: fn.grad(lambda x: fn.checkpoint(lambda a: a * x * x)(y))(1.0)  # noqa: E731
+    assert fn.grad(inner)(5.0) == 2.0
+    outer = lambda y: fn.grad(lambda x: fn.checkpoint(lambda a: a * y * x)(x))(1.0)  # noqa: E731
+    assert fn.grad(outer)(5.0) == 2.0
+
+
+def test_custom_vjp_closing_over_a_differentiated_value_is_an_error():
+    def f(w):
+        @fn.custom_vjp
+        def scale(a):
+            return a * w
+
+        scale.defvjp(lambda a: (a * w, None), lambda res, g: (g * w,))
+        return fnp.sum(scale(w * 1.0))
+
+    with pytest.raises(TypeError, match="custom_vjp scale: the function closes over"):
+        fn.grad(f)(np.array([1.0, 2.0]))
+
+
+def test_jacobian_and_hessian_of_pytrees_and_argnum_tuples():
+    x, y = np.array([1.0, 2.0]), np.array([3.0, 4.0])
+    jac = fn.jacobian(lambda x, y: {"p": x * y, "s": fnp.sum(x)}, argnums=(0, 1))(x, y)
+    np.testing.assert_array_equal(jac["p"][0], np.diag(y))
+    np.testing.assert_array_equal(jac["p"][1], np.diag(x))
+    np.testing.assert_array_equal(jac["s"][0], np.ones(2))
+    assert jac["s"][1].shape == (2,) and not jac["s"][1].any()
+    hess = fn.hessian(lambda x, y: fnp.sum(x * y * y), argnums=(0, 1))(x, y)
+    np.testing.assert_array_equal(hess[0][0], np.zeros((2, 2)))
+    np.testing.assert_array_equal(hess[0][1], np.diag(2 * y))
+    np.testing.assert_array_equal(hess[1][0], np.diag(2 * y))
+    np.testing.assert_array_equal(hess[1][1], np.diag(2 * x))
+    h = fn.hessian(lambda p: fnp.sum(p["a"] ** 2 * p["b"]))({"a": x, "b": y})
+    np.testing.assert_array_equal(h["a"]["b"], np.diag(2 * x))
+    np.testing.assert_array_equal(h["b"]["b"], np.zeros((2, 2)))
+
+
+def test_python_numbers_as_cotangents_tangents_and_constant_outputs():
+    _, vjp_fn = fn.vjp(lambda x: x * 2.0, 3.0)
+    assert vjp_fn(1.0)[0] == 2.0
+    out, t = fn.jvp(lambda x: x * x, (3.0,), (1.0,))
+    assert (out, t) == (9.0, 6.0)
+    assert fn.grad(lambda x: fn.jvp(lambda a: a * a * x, (3.0,), (1.0,))[1])(2.0) == 6.0
+    assert fn.grad(lambda x: 1.0)(3.0) == 0.0
+    assert fn.grad(lambda x: [x * 2.0, "aux"], has_aux=True)(1.0) == (2.0, "aux")

@@ -327,6 +327,16 @@ def norm_case(draw: Any) -> Case:
 
 
 @st.composite
+def norm_p_case(draw: Any) -> Case:
+    """Vector p-norms other than 0, 1, 2 and inf (the ``_normp`` primitive)."""
+    shape = draw(SHAPES_1)
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    x = draw(grid(shape, offset=0.0123))
+    ord_ = draw(st.sampled_from([3, 1.5, 0.5, -1.0]))
+    return Case((x,), {"ord": ord_, "axis": axis, "keepdims": draw(st.booleans())})
+
+
+@st.composite
 def var_case(draw: Any) -> Case:
     case = draw(reduction(distinct=True, min_count=2))
     return Case(case.args, {**case.kw, "ddof": draw(st.sampled_from([0, 1]))})
@@ -342,7 +352,8 @@ def cumsum_case(draw: Any) -> Case:
 @st.composite
 def sort_case(draw: Any) -> Case:
     shape = draw(SHAPES_1)
-    return Case((draw(grid(shape)),), {"axis": draw(st.integers(-len(shape), len(shape) - 1))})
+    axis = draw(st.one_of(st.none(), st.integers(-len(shape), len(shape) - 1)))
+    return Case((draw(grid(shape)),), {"axis": axis})
 
 
 @st.composite
@@ -712,8 +723,8 @@ DIFF_OPS: list[Op] = [
         fn=lambda x, cond: fnp.where(cond, x, 0.0),
         ref=lambda x, cond: np.where(cond, x, 0.0),
     ),
-    Op("clip[scalar bounds]", fnp.clip, clip_scalar()),
-    Op("clip[array bounds]", fnp.clip, clip_arrays()),
+    Op("clip[scalar bounds]", fnp.clip, clip_scalar(), prims=("_clip",)),
+    Op("clip[array bounds]", fnp.clip, clip_arrays(), prims=("_clip",)),
     Op("operators", None, pair_same_shape(), fn=_operators, ref=_operators, traced_only=True),
     Op("array methods", None, pair_same_shape(), fn=_methods, ref=_methods, traced_only=True),
     # products
@@ -730,6 +741,7 @@ DIFF_OPS: list[Op] = [
         prims=("_einsum",),
     ),
     Op("linalg.norm", fnp.linalg.norm, norm_case(), ref=np.linalg.norm, prims=("_norm2",)),
+    Op("linalg.norm[p]", fnp.linalg.norm, norm_p_case(), ref=np.linalg.norm, prims=("_normp",)),
     # reductions and scans
     Op("sum", fnp.sum, reduction()),
     Op("mean", fnp.mean, reduction()),

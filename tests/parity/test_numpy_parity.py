@@ -437,3 +437,26 @@ def test_attention_like_composite(dtype: str) -> None:
         return torch.softmax(s, -1) @ v
 
     _compare(ours, theirs, [_rand(80, 2, 4, 3), _rand(81, 2, 4, 3), _rand(82, 2, 4, 5)], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ord_", [0.5, 1.5, 3.0, float("inf")])
+def test_vector_norms_with_zeros(dtype: str, ord_: float) -> None:
+    x = [[0.0, -1.0, 0.5, 0.0], [0.0, 0.0, 0.0, 0.0], [2.0, 0.0, -2.0, 1.0]]
+    _compare(
+        lambda a: fnp.linalg.norm(a, ord=ord_, axis=-1),
+        lambda a: torch.linalg.vector_norm(a, ord=ord_, dim=-1),
+        [x],
+        dtype,
+    )
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_take_along_axis_with_broadcast_indices(dtype: str) -> None:
+    idx = np.array([[0, 3, 3]])
+    _compare(
+        lambda a: fnp.take_along_axis(a, idx, axis=1),
+        lambda a: torch.take_along_dim(a, torch.tensor(idx), dim=1),
+        [np.arange(12.0).reshape(3, 4) / 7],
+        dtype,
+    )
