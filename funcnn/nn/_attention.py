@@ -199,12 +199,12 @@ def scaled_dot_product_attention(
             f"{fn}: q {qs}, k {ks} and v {vs} do not fit: need q (..., L, E), k (..., S, E), "
             "v (..., S, Ev) with the same E for q and k and the same S for k and v"
         )
+    xp = backend.namespace(strip(q), strip(k), strip(v))  # two backends: named before dtypes
     dts = {strip(a).dtype for a in (q, k, v)}
     if len(dts) != 1 or not backend.is_floating(strip(q)):
         raise TypeError(
             f"{fn}: q, k and v must share one floating dtype, got {sorted(map(str, dts))}"
         )
-    xp = backend.namespace(strip(q), strip(k), strip(v))
     try:
         batch = xp.broadcast_shapes(qs[:-2], ks[:-2], vs[:-2])
     except ValueError:
@@ -438,6 +438,7 @@ def multi_head_attention(
             f"{fn}: key {ks} and value {vs} must share their sequence and batch axes, and the batch "
             f"size must match the query's {qs} (batch_first={batch_first})"
         )
+    backend.namespace(strip(query), strip(key), strip(value))  # two backends: named first
     dt = strip(query).dtype
     for name, t in (("key", key), ("value", value)):
         if strip(t).dtype != dt:

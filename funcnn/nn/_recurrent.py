@@ -728,6 +728,8 @@ def _cell_params(fn: str, params: Any, gates: int) -> tuple:
     for name, b in (("bias_ih", b_ih), ("bias_hh", b_hh)):
         if b is not None and _shape(b) != (gates * H,):
             raise ValueError(f"{fn}: {name} has shape {_shape(b)}; expected {(gates * H,)}")
+    # two backends: say so (before comparing dtypes, which differ in name only across them)
+    backend.namespace(*(strip(w) for w in (w_ih, w_hh, b_ih, b_hh) if w is not None))
     dt = strip(w_ih).dtype
     for name, w in (("weight_hh", w_hh), ("bias_ih", b_ih), ("bias_hh", b_hh)):
         if w is not None and strip(w).dtype != dt:
@@ -736,6 +738,7 @@ def _cell_params(fn: str, params: Any, gates: int) -> tuple:
 
 
 def _check_dtype(fn: str, name: str, a: Any, w: Any) -> None:
+    backend.namespace(strip(a), strip(w))  # two backends: say so, not "two dtypes"
     da, dw = strip(a).dtype, strip(w).dtype
     if not backend.is_floating(strip(a)) or da != dw:
         raise TypeError(
@@ -946,8 +949,8 @@ def lstm(
 ) -> tuple[Any, tuple[Any, Any]]:
     """One LSTM layer over a sequence, like a one-layer ``torch.nn.LSTM`` (one direction).
 
-    The input projections of all steps are one GEMM up front; the recurrence then runs as one
-    fused primitive whose backward pass gets ``weight_hh``'s gradient from one GEMM over all
+    The whole recurrence runs as one fused primitive (per step the input and hidden GEMMs and
+    the cell math), whose backward pass gets the weights' gradients from one GEMM each over all
     steps. Layers and directions compose in user code (or in ``funcnn_modules.nn.LSTM``).
 
     Args:

@@ -945,3 +945,27 @@ def test_attention_on_the_strict_backend():
     _strict_equal(lambda p, x, kpm: fn.grad(loss, argnums=(0, 1))(p, x, kpm), p, x, kpm)
     with pytest.raises(TypeError, match="cannot mix arrays of two backends"):
         loss(*backend.device_put((p, x), "strict"), kpm)
+
+
+def _mixed_backend_calls():
+    """Each call hands one layer arrays of two backends (strict and NumPy) of one dtype."""
+    dev = lambda a: backend.device_put(a, "strict")  # noqa: E731
+    p = _cell_params(1, "lstm", 3, 4)
+    xs, h = _normal(2, (5, 2, 3)), _normal(3, (2, 4))
+    q, kv = _normal(4, (3, 2, 4)), _normal(5, (5, 2, 4))
+    return {
+        "lstm-xs": lambda: R.lstm(p, dev(xs)),
+        "lstm-weights": lambda: R.lstm({**p, "weight_hh": dev(p["weight_hh"])}, xs),
+        "lstm-h0": lambda: R.lstm(p, xs, (dev(h), h)),
+        "gru_step-x": lambda: R.gru_step(_cell_params(1, "gru", 3, 4), h, dev(xs[0])),
+        "sdpa": lambda: A.scaled_dot_product_attention(q, dev(q), q),
+        "mha-key": lambda: A.multi_head_attention(_mha_params(1, 4), q, dev(kv), kv, num_heads=2),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_mixed_backend_calls()))
+def test_mixing_backends_is_named_before_dtypes(case):
+    """Arrays of two backends are a backend mix, not a dtype mismatch (nor a dtype-comparison
+    warning from array-api-strict)."""
+    with pytest.raises(TypeError, match="cannot mix arrays of two backends"):
+        _mixed_backend_calls()[case]()

@@ -84,6 +84,10 @@ CONV_CASES = [
     (3, 2, 3, 2, (4, 5, 3), {}),
     (3, 4, 4, (2, 3, 1), (5, 6, 4), {"stride": (1, 2, 2), "padding": (1, 1, 0), "groups": 2}),
     (3, 2, 2, 3, (4, 4, 5), {"padding": "same", "dilation": (1, 1, 2)}),
+    # depthwise with a channel multiplier, strided and dilated; stride beyond the kernel
+    (2, 3, 6, 3, (9, 10), {"stride": (2, 3), "padding": (2, 1), "dilation": 2, "groups": 3}),
+    (1, 2, 4, 5, (13,), {"stride": 3, "padding": 3, "groups": 2}),
+    (2, 2, 3, 2, (7, 6), {"stride": 3, "padding": "valid"}),
 ]
 
 
@@ -140,6 +144,9 @@ CONV_T_CASES = [
         (3, 2, 3),
         {"stride": (2, 1, 2), "padding": (0, 1, 1), "output_padding": (1, 0, 0), "groups": 2},
     ),
+    # depthwise; output_padding below the stride with dilation, and below the dilation alone
+    (2, 3, 3, 3, (3, 4), {"groups": 3, "stride": 3, "dilation": 2, "output_padding": 2}),
+    (1, 2, 4, 2, (5,), {"groups": 2, "dilation": 3, "output_padding": 2, "padding": 1}),
 ]
 
 
@@ -206,6 +213,12 @@ POOL_CASES = [
     ("adaptive_avg", 2, (5, 6), {"output_size": (7, 4)}),
     ("adaptive_avg", 2, (7, 6), {"output_size": (None, 4)}),
     ("adaptive_avg", 3, (5, 6, 4), {"output_size": (2, 4, 3)}),
+    # stride beyond the kernel (skipped inputs), with padding; outputs larger than inputs
+    ("max", 2, (11, 9), {"kernel_size": 2, "stride": 3, "padding": 1}),
+    ("avg", 1, (11,), {"kernel_size": 2, "stride": 3, "padding": 1, "count_include_pad": False}),
+    ("avg", 2, (10, 9), {"kernel_size": (2, 3), "stride": (3, 4), "padding": (1, 1)}),
+    ("adaptive_avg", 1, (4,), {"output_size": 7}),
+    ("adaptive_avg", 3, (3, 7, 5), {"output_size": (5, 3, None)}),
 ]
 
 

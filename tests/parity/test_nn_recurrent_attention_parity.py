@@ -13,6 +13,7 @@ our one-layer functions, the way ``funcnn_modules.nn.LSTM`` composes them.
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -693,3 +694,57 @@ def test_transformer_layers_in_eval_mode_ignore_dropout():
         _nest(params), src, nhead=NHEAD, dropout=0.3, training=False
     )
     _assert_close(out, ref, 1e-7, "eval-mode encoder layer")
+
+
+# ============================================================================= attention edge cases
+
+MHA_EDGE_CASES = ["bool-am+float-kpm", "float-am+bool-kpm", "float-am-inf-row", "kpm-all-masked"]
+
+
+@pytest.mark.parametrize("dtype", BOTH)
+@pytest.mark.parametrize("case", MHA_EDGE_CASES)
+def test_multi_head_attention_mask_edge_cases_match_torch(case, dtype):
+    """Mixed mask kinds (PyTorch merges them, with a deprecation warning), and queries that
+    lose every key (a -inf float row, a sample whose keys are all padding): without weights,
+    torch's SDPA path gives those queries zeros, and so do we (gradients included)."""
+    E, H, L, S, N = E_MHA, HEADS, L_MHA, S_MHA, N_MHA
+    module = torch.nn.MultiheadAttention(E, H)
+    rng = np.random.default_rng(7)
+    params = _module_params(module, rng, 0.4)
+    inputs = {"query": _randn(rng, (L, N, E)), "memory": _randn(rng, (S, N, E))}
+    consts = {}
+    am_bool = rng.random((L, S)) < 0.4
+    kpm_bool = rng.random((N, S)) < 0.3
+    am_bool[:, 0] = kpm_bool[:, 0] = False
+    if case == "bool-am+float-kpm":
+        consts["attn_mask"], inputs["key_padding_mask"] = am_bool, _randn(rng, (N, S))
+    elif case == "float-am+bool-kpm":
+        inputs["attn_mask"], consts["key_padding_mask"] = _randn(rng, (L, S)), kpm_bool
+    elif case == "float-am-inf-row":
+        am = _randn(rng, (L, S))
+        am[1, :] = -np.inf
+        inputs["attn_mask"] = am
+    else:
+        kpm_bool[1, :] = True
+        consts["key_padding_mask"] = kpm_bool
+
+    def masks(X, C):
+        return X.get("attn_mask", C.get("attn_mask")), X.get(
+            "key_padding_mask", C.get("key_padding_mask")
+        )
+
+    def ours(P, X, C):
+        am, kpm = masks(X, C)
+        mem = X["memory"]
+        return _attention.multi_head_attention(
+            _nest(P), X["query"], mem, mem, num_heads=H, attn_mask=am, key_padding_mask=kpm
+        )
+
+    def call(m, X, C):
+        am, kpm = masks(X, C)
+        with warnings.catch_warnings():  # "mismatched key_padding_mask and attn_mask"
+            warnings.simplefilter("ignore", UserWarning)
+            return m(X["query"], X["memory"], X["memory"], attn_mask=am, key_padding_mask=kpm,
+                     need_weights=False)  # fmt: skip
+
+    _compare(ours, _torch_module_fn(module, call), params, inputs, dtype, consts)

@@ -8,6 +8,7 @@ next. Parameters must agree to ~1e-10.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 
 import numpy as np
@@ -155,6 +156,41 @@ def test_functional_optimiser_matches_torch_step_for_step(name):
         assert np.abs(e - p0).max() > 1e-6  # the parameters did move
 
 
+def _flag_grid():
+    """Every combination of each optimiser's switches (momentum, Nesterov, weight decay,
+    AMSGrad, centered, maximize ...), one group each, as (id, torch class, funcnn fn, kwargs)."""
+    on_off = itertools.product([False, True], repeat=3)
+    grid = []
+    for mom, nest, wd in itertools.product([0.0, 0.9], [False, True], [0.0, 0.1]):
+        if nest and not mom:
+            continue  # torch refuses Nesterov without momentum
+        for mx in (False, True):
+            kw = {"lr": 0.05, "momentum": mom, "nesterov": nest, "weight_decay": wd, "maximize": mx}
+            kw["dampening"] = 0.0 if nest or not mom else 0.2
+            grid.append(("SGD", fo.sgd, kw))
+    for cls_name, make in (("Adam", fo.adam), ("AdamW", fo.adamw)):
+        for ams, wd, mx in on_off:
+            kw = {"lr": 0.02, "amsgrad": ams, "weight_decay": 0.1 * wd, "maximize": mx}
+            grid.append((cls_name, make, {**kw, "betas": (0.5, 0.9)}))
+    for centered, mom, wd in itertools.product([False, True], [0.0, 0.9], [0.0, 0.1]):
+        kw = {"lr": 0.01, "centered": centered, "momentum": mom, "weight_decay": wd}
+        grid.append(("RMSprop", fo.rmsprop, {**kw, "alpha": 0.9, "maximize": wd > 0}))
+    for decay, init, wd in on_off:
+        kw = {"lr": 0.1, "lr_decay": 0.1 * decay, "initial_accumulator_value": 0.5 * init}
+        grid.append(("Adagrad", fo.adagrad, {**kw, "weight_decay": 0.1 * wd, "maximize": decay}))
+    return [pytest.param(c, m, kw, id=f"{c}-" + "-".join(f"{k}={v}" for k, v in kw.items()))
+            for c, m, kw in grid]  # fmt: skip
+
+
+@pytest.mark.parametrize("cls_name, make, kw", _flag_grid())
+def test_every_combination_of_switches_matches_torch(cls_name, make, kw):
+    params = _initial_params(2)
+    expected = _run_torch(cls_name, kw, {}, params)
+    got = _run_funcnn(make, kw, {}, params)
+    for e, g in zip(expected, got):
+        np.testing.assert_allclose(g, e, rtol=RTOL, atol=ATOL)
+
+
 def test_functional_defaults_are_torchs():
     params = [p[..., None] if p.ndim == 0 else p for p in _initial_params()]
     for cls_name, make in (
@@ -255,6 +291,21 @@ SCHEDULES = {
         ),
         fo.one_cycle(47, 0.5, 0.2, "linear", 10.0, 100.0, three_phase=True),
         47,
+    ),
+    "cosine_one_step_period": (
+        lambda o: LR_S.CosineAnnealingLR(o, T_max=1, eta_min=0.02),
+        fo.cosine_decay(0.1, 1, 0.02),
+        7,
+    ),
+    "one_cycle_cos_three_phase_to_the_last_step": (
+        lambda o: LR_S.OneCycleLR(o, max_lr=0.7, total_steps=23, pct_start=0.45, three_phase=True),
+        fo.one_cycle(23, 0.7, 0.45, three_phase=True),
+        23,
+    ),
+    "one_cycle_short_warmup": (
+        lambda o: LR_S.OneCycleLR(o, max_lr=0.3, total_steps=40, pct_start=0.05),
+        fo.one_cycle(40, 0.3, 0.05),
+        40,
     ),
     "sequential": (
         lambda o: LR_S.SequentialLR(
