@@ -21,9 +21,12 @@ uniform draws), so the CPU test suite runs the very code the GPU runs.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import importlib
 import math
+import os
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -39,6 +42,8 @@ __all__ = [
     "get_default",
     "set_num_threads",
     "get_num_threads",
+    "thread_slices",
+    "run_threads",
     "device_put",
     "to_numpy",
     "from_numpy",
@@ -357,15 +362,23 @@ def set_default_float_dtype(name: str) -> None:
 
 # ----------------------------------------------------------------------------- CPU threads
 
+_threads: dict[str, Any] = {"n": None, "pool": None, "pid": None, "workers": 0}
+_in_worker = threading.local()
+# Elements each thread must get for a split to pay: about a tenth of a millisecond of one pass,
+# several times what waking a pool thread costs.
+_GRAIN = 1 << 17
+
 
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads for the CPU's BLAS (matrix products, convolutions), like
-    ``torch.set_num_threads``. The setting is process-wide and lasts until changed.
+    """Use ``n`` CPU threads, like ``torch.set_num_threads``: for the BLAS (matrix products,
+    convolutions) and for funcnn's own splittable kernels (batch, layer and group norm,
+    cross-entropy). The setting is process-wide and lasts until changed; the default is the
+    number of cores this process may run on.
 
-    NumPy's elementwise work runs on one thread whatever this says. Small products (the
+    NumPy's other elementwise work runs on one thread whatever this says. Small products (the
     matrices of a small MLP or LSTM) are often fastest on one thread: a thread pool costs more
     to wake than it saves, and on a busy machine spinning BLAS threads can slow each product
-    tenfold. Through threadpoolctl, which finds the BLAS NumPy loaded.
+    tenfold. The BLAS is reached through threadpoolctl, which finds the one NumPy loaded.
 
     Raises:
         ValueError: for anything but an int >= 1.
@@ -375,14 +388,61 @@ def set_num_threads(n: int) -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=int(n), user_api="blas")
+    _threads["n"] = int(n)
 
 
 def get_num_threads() -> int:
-    """The number of threads the CPU's BLAS uses (``torch.get_num_threads``)."""
-    from threadpoolctl import threadpool_info
+    """The number of CPU threads funcnn uses (``torch.get_num_threads``)."""
+    if _threads["n"] is None:
+        affinity = getattr(os, "sched_getaffinity", None)
+        _threads["n"] = len(affinity(0)) if affinity else (os.cpu_count() or 1)
+    return _threads["n"]
 
-    counts = [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
-    return max(counts, default=1)
+
+def thread_slices(length: int, size: int, like: Any) -> list[slice]:
+    """Ranges of ``range(length)`` (an axis of an array of ``size`` elements) to give one CPU
+    thread each: ``[slice(0, length)]`` (no split) for arrays off NumPy, inside a worker, with
+    one thread, or when there is too little work to share."""
+    n = get_num_threads()
+    if n < 2 or size < 2 * _GRAIN or getattr(_in_worker, "on", False):
+        return [slice(0, length)]
+    if backend_name(like) != "numpy":
+        return [slice(0, length)]
+    k = min(n, length, size // _GRAIN)
+    bounds = [length * i // k for i in range(k + 1)]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
+def run_threads(fn: Callable[[Any], Any], items: Sequence[Any]) -> list:
+    """``[fn(item) for item in items]``, the first on this thread and the others on funcnn's
+    pool of worker threads at the same time (NumPy lets go of the GIL inside its loops).
+
+    The pool is made on first use, and made anew in a forked child (whose copy has no threads).
+    A worker that calls this again runs its items itself, so nested calls cannot deadlock.
+    """
+    if len(items) == 1 or getattr(_in_worker, "on", False):
+        return [fn(item) for item in items]
+    pool = _threads["pool"]
+    if pool is None or _threads["pid"] != os.getpid() or _threads["workers"] < len(items) - 1:
+        if pool is not None and _threads["pid"] == os.getpid():
+            pool.shutdown(wait=False)
+        workers = max(len(items), get_num_threads()) - 1
+        pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="funcnn")
+        _threads.update(pool=pool, pid=os.getpid(), workers=workers)
+
+    def work(item: Any) -> Any:
+        _in_worker.on = True
+        try:
+            return fn(item)
+        finally:
+            _in_worker.on = False
+
+    futures = [pool.submit(work, item) for item in items[1:]]
+    try:
+        first = fn(items[0])
+    finally:  # never return (or raise) while a worker may still be writing
+        concurrent.futures.wait(futures)
+    return [first] + [f.result() for f in futures]
 
 
 def dtype_of(x: Any) -> Any:

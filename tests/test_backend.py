@@ -475,3 +475,32 @@ def test_set_num_threads_sets_the_blas_pool_and_checks_its_argument():
                 backend.set_num_threads(bad)
     finally:
         backend.set_num_threads(before)
+
+
+def test_thread_slices_split_only_large_numpy_work(monkeypatch):
+    monkeypatch.setitem(backend._threads, "n", 2)
+    x = np.zeros((8, 4))
+    assert backend.thread_slices(8, 32, x) == [slice(0, 8)]  # too little work
+    big = 4 * backend._GRAIN
+    assert backend.thread_slices(8, big, x) == [slice(0, 4), slice(4, 8)]
+    assert backend.thread_slices(1, big, x) == [slice(0, 1)]
+    strict = backend.device_put(x, "strict")
+    assert backend.thread_slices(8, big, strict) == [slice(0, 8)]
+    monkeypatch.setitem(backend._threads, "n", 1)
+    assert backend.thread_slices(8, big, x) == [slice(0, 8)]
+
+
+def test_run_threads_keeps_order_nests_without_deadlock_and_raises(monkeypatch):
+    monkeypatch.setitem(backend._threads, "n", 2)
+    assert backend.run_threads(lambda i: i * i, [1, 2, 3]) == [1, 4, 9]
+    # a worker that splits again runs its items itself (the pool's one worker is busy)
+    nested = backend.run_threads(lambda i: backend.run_threads(lambda j: (i, j), [0, 1]), [0, 1])
+    assert nested == [[(0, 0), (0, 1)], [(1, 0), (1, 1)]]
+
+    def fail(i):
+        if i == 1:
+            raise ValueError("item 1")
+        return i
+
+    with pytest.raises(ValueError, match="item 1"):
+        backend.run_threads(fail, [0, 1])

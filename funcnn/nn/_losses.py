@@ -231,6 +231,11 @@ def _in_place(gx: Any, v: Any) -> bool:
     return not is_box(gx) and not is_box(v) and backend.backend_name(gx) in ("numpy", "cupy")
 
 
+def _row_parts(logits: Any) -> list:
+    """Slices of the batch axis to compute on separate CPU threads (one slice: no split)."""
+    return backend.thread_slices(logits.shape[0], backend.prod(logits.shape), logits)
+
+
 @aux_primitive
 def _cross_entropy(
     logits: Any,
@@ -242,12 +247,52 @@ def _cross_entropy(
     label_smoothing: float,
     ignore_index: int,
 ) -> tuple:
-    """``(loss, softmax(logits), logsumexp(logits))`` over the class axis 1 of (N, C[, L]) logits."""
+    """``(loss, softmax(logits), logsumexp(logits))`` over the class axis 1 of (N, C[, L]) logits.
+
+    Large NumPy batches are split over the CPU threads by samples (:func:`_cross_entropy_rows`).
+    """
+    xp = ns(logits, weight)
+    parts = _row_parts(logits)
+    opts = (weight, probs, label_smoothing, ignore_index)
+    if len(parts) == 1:
+        each, p, lse, den = _cross_entropy_rows(logits, target, *opts, None)
+    else:
+        p = xp.empty_like(logits)
+        done = backend.run_threads(
+            lambda sl: _cross_entropy_rows(logits[sl, ...], target[sl, ...], *opts, p[sl, ...]),
+            parts,
+        )
+        each = xp.concat([d[0] for d in done], axis=0)
+        lse = xp.concat([d[2] for d in done], axis=0)
+        den = sum((d[3] for d in done[1:]), start=done[0][3])
+    if reduction == "none":
+        loss = each
+    elif reduction == "sum":
+        loss = xp.sum(each)
+    else:
+        loss = strip(_quiet_divide(xp.sum(each), den))
+    return loss, p, lse
+
+
+def _cross_entropy_rows(
+    logits: Any,
+    target: Any,
+    weight: Any,
+    probs: bool,
+    ls: float,
+    ignore_index: int,
+    out: Any,
+) -> tuple:
+    """``(per-sample loss, softmax, logsumexp, the mean's denominator)`` of raw (N, C[, L])
+    logits; the softmax is written into ``out`` when given (NumPy only)."""
     xp = ns(logits, weight)
     c = logits.shape[1]
-    ls = label_smoothing
     m = xp.max(logits, axis=1, keepdims=True)
-    p = _exp_inplace(xp, logits - m)
+    p = (
+        _exp_inplace(xp, logits - m)
+        if out is None
+        else xp.exp(xp.subtract(logits, m, out=out), out=out)
+    )
     total = xp.sum(p, axis=1, keepdims=True)
     lse = xp.log(total) + m  # (N, 1[, L])
     p *= 1.0 / total  # a multiply by the (N, 1[, L]) reciprocal: cheaper than a divide
@@ -257,23 +302,15 @@ def _cross_entropy(
         if wb is not None:
             q = q * wb
         each = -xp.sum(q * (logits - lse), axis=1)
-        den = float(backend.prod(each.shape))
-    else:
-        safe, w_t, valid = _index_info(target, weight, ignore_index, logits)
-        picked = xp.take_along_axis(logits, xp.expand_dims(safe, axis=1), axis=1)
-        each = w_t * xp.squeeze(lse - picked, axis=1)
-        if ls > 0:
-            logp = logits - lse
-            smooth = -xp.sum(logp if wb is None else logp * wb, axis=1)
-            each = (1.0 - ls) * each + (ls / c) * (smooth * valid)
-        den = xp.sum(w_t)
-    if reduction == "none":
-        loss = each
-    elif reduction == "sum":
-        loss = xp.sum(each)
-    else:
-        loss = strip(_quiet_divide(xp.sum(each), den))
-    return loss, p, lse
+        return each, p, lse, float(backend.prod(each.shape))
+    safe, w_t, valid = _index_info(target, weight, ignore_index, logits)
+    picked = xp.take_along_axis(logits, xp.expand_dims(safe, axis=1), axis=1)
+    each = w_t * xp.squeeze(lse - picked, axis=1)
+    if ls > 0:
+        logp = logits - lse
+        smooth = -xp.sum(logp if wb is None else logp * wb, axis=1)
+        each = (1.0 - ls) * each + (ls / c) * (smooth * valid)
+    return each, p, lse, xp.sum(w_t)
 
 
 @_cross_entropy.defvjp_joint
@@ -318,23 +355,24 @@ def _cross_entropy_vjp(
                     axes = (0,) + tuple(range(2, nd))
                     want[2] = fnp.sum(a * q * logp, axis=axes) * -1.0
         else:
-            safe, w_t, valid = _index_info(strip(target), weight, ignore_index, strip(logits))
+            target = strip(target)
             if reduction == "mean":
+                _, w_t, _ = _index_info(target, weight, ignore_index, strip(logits))
                 den = float(ns(w_t).sum(w_t))
                 gl = gl * (1.0 / den if den != 0 else 0.0)  # all ignored: no gradient, as PyTorch
-            a_nll = gl * w_t if ls == 0 else gl * w_t * (1.0 - ls)
-            coef = a_nll
-            if ls > 0:
-                a_s = gl * valid * (ls / c)
-                coef = coef + a_s * (float(c) if wb is None else fnp.sum(weight))
-            gx = p * fnp.expand_dims(coef, 1)
-            if _in_place(gx, a_nll):  # first order: subtract in place (no copy of gx)
-                gx[_target_index(safe)] -= a_nll
-            else:
-                gx = fnp.index_add(gx, _target_index(safe), -a_nll)
-            if ls > 0:
-                smooth = fnp.expand_dims(a_s, 1)
-                gx = gx - (smooth if wb is None else smooth * wb)
+            opts = (weight, wb, ls, ignore_index)
+            parts = [None] if is_box(gl) or is_box(p) else _row_parts(p)
+            if len(parts) == 1:
+                gx = _index_target_grad(p, target, gl, *opts, None)
+            else:  # gl: a scalar, or one value per sample (reduction="none")
+                gx = ns(p).empty_like(p)
+                row = lambda v, sl: v[sl, ...] if v.ndim else v  # noqa: E731
+                backend.run_threads(
+                    lambda sl: _index_target_grad(
+                        p[sl, ...], target[sl, ...], row(gl, sl), *opts, gx[sl, ...]
+                    ),
+                    parts,
+                )
     if gp is not None:
         term = p * (gp - fnp.sum(gp * p, axis=1, keepdims=True))
         gx = term if gx is None else gx + term
@@ -346,6 +384,42 @@ def _cross_entropy_vjp(
         if i in want and want[i] is None:
             want[i] = fnp.zeros_like(target if i == 1 else weight)
     return [want[i] for i in argnums]
+
+
+def _index_target_grad(
+    p: Any,
+    target: Any,
+    gl: Any,
+    weight: Any,
+    wb: Any,
+    ls: float,
+    ignore_index: int,
+    out: Any,
+) -> Any:
+    """The loss's gradient in the logits for class-index targets: ``a * (p - q)`` per sample,
+    ``gl`` already divided by the mean's denominator; into ``out`` when given (NumPy only)."""
+    c = p.shape[1]
+    safe, w_t, valid = _index_info(target, weight, ignore_index, strip(p))
+    a_nll = gl * w_t if ls == 0 else gl * w_t * (1.0 - ls)
+    coef = a_nll
+    if ls > 0:
+        a_s = gl * valid * (ls / c)
+        coef = coef + a_s * (float(c) if wb is None else fnp.sum(weight))
+    if out is None:
+        gx = p * fnp.expand_dims(coef, 1)
+    else:
+        gx = ns(p).multiply(p, ns(coef).expand_dims(coef, axis=1), out=out)
+    if _in_place(gx, a_nll):  # first order: subtract in place (no copy of gx)
+        gx[_target_index(safe)] -= a_nll
+    else:
+        gx = fnp.index_add(gx, _target_index(safe), -a_nll)
+    if ls > 0:
+        smooth = fnp.expand_dims(a_s, 1)
+        if out is None:
+            gx = gx - (smooth if wb is None else smooth * wb)
+        else:
+            gx -= smooth if wb is None else smooth * wb
+    return gx
 
 
 def cross_entropy(

@@ -78,17 +78,55 @@ def _raw_sum(a: Any, axes: tuple, b: Any = None) -> Any:
     return ns(r).reshape(r, keep)
 
 
+def _split_axis(shape: tuple, axes: tuple) -> int | None:
+    """The first axis the statistics do not mix (channels in batch norm, rows in layer norm):
+    slices along it can be normalised independently, on separate threads."""
+    return next((i for i in range(len(shape)) if i not in axes), None)
+
+
+def _part(a: Any, axis: int, sl: slice) -> Any:
+    """``a``'s slice ``sl`` along ``axis``, or ``a`` itself where it is broadcast (length 1)."""
+    if a is None or a.shape[axis] == 1:
+        return a
+    return a[(slice(None),) * axis + (sl,)]
+
+
+def _thread_parts(x: Any, axes: tuple) -> tuple[int | None, list]:
+    """(split axis, slices for the CPU threads) for a raw ``x``."""
+    ax = _split_axis(tuple(x.shape), axes)
+    if ax is None:
+        return None, [None]
+    return ax, backend.thread_slices(x.shape[ax], backend.prod(x.shape), x)
+
+
 @aux_primitive
 def _normalize(x: Any, weight: Any, bias: Any, *, axes: tuple, eps: float) -> tuple:
     """``((x - mean) / sqrt(var + eps) * weight + bias, mean, var)``, statistics over ``axes``.
 
     ``weight`` and ``bias`` (either may be None) broadcast against ``x``; ``mean`` and ``var``
-    (biased) keep ``x``'s rank, with length 1 along ``axes``.
+    (biased) keep ``x``'s rank, with length 1 along ``axes``. Large NumPy inputs are split along
+    the first other axis over the CPU threads (each slice has statistics of its own).
     """
+    ax, parts = _thread_parts(x, axes)
+    if len(parts) == 1:
+        return _normalize_part(x, weight, bias, axes, eps, None)
+    xp = ns(x, weight, bias)
+    y = xp.empty_like(x)
+    done = backend.run_threads(
+        lambda sl: _normalize_part(
+            *(_part(a, ax, sl) for a in (x, weight, bias)), axes, eps, _part(y, ax, sl)
+        ),
+        parts,
+    )
+    return y, xp.concat([d[1] for d in done], axis=ax), xp.concat([d[2] for d in done], axis=ax)
+
+
+def _normalize_part(x: Any, weight: Any, bias: Any, axes: tuple, eps: float, out: Any) -> tuple:
+    """:func:`_normalize` of raw arrays, writing ``y`` into ``out`` when given (NumPy only)."""
     xp = ns(x, weight, bias)
     n = _count(tuple(x.shape), axes)
     mean = _raw_sum(x, axes) / n
-    y = x - mean
+    y = x - mean if out is None else xp.subtract(x, mean, out=out)
     var = _raw_sum(y, axes, y) / n  # two passes: exact for inputs with a large mean
     invstd = 1.0 / xp.sqrt(var + eps)
     if _aligned(weight, axes):
@@ -105,6 +143,47 @@ def _normalize(x: Any, weight: Any, bias: Any, *, axes: tuple, eps: float) -> tu
 def _normalize_vjp(
     g: Any, ans: Any, argnums: tuple, x: Any, weight: Any, bias: Any, *, axes: tuple, eps: float
 ) -> list:
+    """The cotangents of :func:`_normalize_vjp_part`; at first order on large NumPy arrays,
+    computed slice by slice along the split axis on the CPU threads (a parameter's cotangent
+    is the concatenation of the slices' where the parameter is split too, else their sum)."""
+    traced = any(is_box(v) for v in (*g, x, weight, bias, *ans))
+    ax, parts = (None, [None]) if traced else _thread_parts(x, axes)
+    if len(parts) == 1:
+        return _normalize_vjp_part(g, ans, argnums, x, weight, bias, axes, eps, traced, None)
+    xp = ns(x, weight, bias)
+    gx = xp.empty_like(x) if 0 in argnums else None
+
+    def part(sl: slice) -> list:
+        cut = lambda vs: tuple(_part(v, ax, sl) for v in vs)  # noqa: E731
+        x_, w_, b_ = cut((x, weight, bias))
+        out = _part(gx, ax, sl)
+        return _normalize_vjp_part(cut(g), cut(ans), argnums, x_, w_, b_, axes, eps, False, out)
+
+    done = backend.run_threads(part, parts)
+    grads = []
+    for j, i in enumerate(argnums):
+        p = (x, weight, bias)[i]
+        if i == 0:
+            grads.append(gx)
+        elif p.shape[ax] == 1:
+            grads.append(sum(d[j] for d in done[1:]) + done[0][j])
+        else:
+            grads.append(xp.concat([d[j] for d in done], axis=ax))
+    return grads
+
+
+def _normalize_vjp_part(
+    g: Any,
+    ans: Any,
+    argnums: tuple,
+    x: Any,
+    weight: Any,
+    bias: Any,
+    axes: tuple,
+    eps: float,
+    traced: bool,
+    out: Any,
+) -> list:
     """Cotangents of x, weight, bias, with ``xc = x - mean``, ``s = 1 / sqrt(var + eps)``:
 
     ``gx = s (gxh - mean(gxh) - xhat mean(gxh xhat)) + gmean / n + 2 gvar xc / n``, where
@@ -118,10 +197,10 @@ def _normalize_vjp(
     back to float precision (see :func:`_invertible`): ``sum(gy xc) = (sum(gy y) - bias sum(gy))
     / a`` and ``xc k = y k / a - bias k / a``, one full-size pass fewer. When any input is traced
     (an outer differentiation) the formula runs in funcnn ops, so it can be differentiated.
+    ``x``'s cotangent is written into ``out`` when given (raw NumPy arrays only).
     """
     gy, gmean, gvar = g
     y, mean, var = ans
-    traced = any(is_box(v) for v in (gy, gmean, gvar, x, weight, bias, y, mean, var))
     n = _count(tuple(x.shape), axes)
     if gy is None:
         gy = fnp.zeros_like(x)
@@ -176,17 +255,22 @@ def _normalize_vjp(
             want[0] = big * big_coef + other * k + c
         elif from_y:  # xc k + c = y (k / a) + (c - bias k / a)
             k = k / a
-            out = big * big_coef
+            out = _times(big, big_coef, out)
             out += y * k
             out += c if bias is None else c - bias * k
             want[0] = out
         else:
-            out = big * big_coef
+            out = _times(big, big_coef, out)
             other *= k  # ``other`` (xc or xhat) is this rule's own temporary
             out += other
             out += c
             want[0] = out
     return [want[i] for i in argnums]
+
+
+def _times(a: Any, b: Any, out: Any) -> Any:
+    """``a * b``, into ``out`` when given."""
+    return a * b if out is None else ns(a, b).multiply(a, b, out=out)
 
 
 def _invertible(weight: Any, bias: Any, axes: tuple) -> bool:
