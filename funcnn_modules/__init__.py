@@ -45,12 +45,28 @@ from funcnn_modules._grad_mode import (
     no_grad,
     set_grad_enabled,
 )
-from funcnn_modules._random import get_rng_state, initial_seed, manual_seed, seed, set_rng_state
+from funcnn_modules._random import (
+    Generator,
+    get_rng_state,
+    initial_seed,
+    manual_seed,
+    seed,
+    set_rng_state,
+)
 from funcnn_modules.tensor import Tensor
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("nn", "optim", "utils", "autograd", "func", "cuda", "serialization")
+_SUBMODULES = (
+    "nn",
+    "optim",
+    "utils",
+    "autograd",
+    "func",
+    "cuda",
+    "serialization",
+    "backends",
+)
 
 
 def save(obj: Any, f: Any, **kwargs: Any) -> None:
@@ -99,6 +115,7 @@ __all__ = [
     "is_grad_enabled",
     "inference_mode",
     "manual_seed",
+    "Generator",
     "seed",
     "initial_seed",
     "get_rng_state",

@@ -126,6 +126,45 @@ __all__ = [
     "isfinite",
     "outer",
     "numel",
+    "meshgrid",
+    "broadcast_to",
+    "use_deterministic_algorithms",
+    "are_deterministic_algorithms_enabled",
+    "tril",
+    "triu",
+    "nonzero",
+    "argwhere",
+    "unique",
+    "multinomial",
+    "bernoulli",
+    "roll",
+    "repeat_interleave",
+    "unbind",
+    "diag",
+    "diagonal",
+    "trace",
+    "isinf",
+    "ceil",
+    "trunc",
+    "log2",
+    "log10",
+    "logical_not",
+    "logical_and",
+    "logical_or",
+    "masked_select",
+    "lerp",
+    "scatter",
+    "scatter_add",
+    "index_add",
+    "index_fill",
+    "select",
+    "tile",
+    "clamp_min",
+    "clamp_max",
+    "addcmul",
+    "addcdiv",
+    "is_floating_point",
+    "median",
 ]
 
 
@@ -345,7 +384,9 @@ def randn(
     requires_grad: bool = False,
 ) -> Tensor:
     """Standard normal samples from the global generator (see ``manual_seed``)."""
-    raw = frandom.normal(_random.next_key(), _size_args(size, "randn"), dtype=_float_dtype(dtype))
+    raw = frandom.normal(
+        _random.key_from(generator), _size_args(size, "randn"), dtype=_float_dtype(dtype)
+    )
     return _finish(raw, device, requires_grad)
 
 
@@ -357,7 +398,9 @@ def rand(
     requires_grad: bool = False,
 ) -> Tensor:
     """Samples uniform on [0, 1) from the global generator."""
-    raw = frandom.uniform(_random.next_key(), _size_args(size, "rand"), dtype=_float_dtype(dtype))
+    raw = frandom.uniform(
+        _random.key_from(generator), _size_args(size, "rand"), dtype=_float_dtype(dtype)
+    )
     return _finish(raw, device, requires_grad)
 
 
@@ -381,7 +424,9 @@ def randint(
         low, high = args
     else:
         raise TypeError("randint() takes (high, size) or (low, high, size)")
-    raw = frandom.randint(_random.next_key(), _size_args((size,), "randint"), int(low), int(high))
+    raw = frandom.randint(
+        _random.key_from(generator), _size_args((size,), "randint"), int(low), int(high)
+    )
     if dtype is not None:
         raw = backend.asarray(raw, dtype=_dtypes.to_numpy_dtype(dtype))
     return _finish(raw, device, requires_grad)
@@ -389,7 +434,7 @@ def randint(
 
 def randperm(n: int, *, generator: Any = None, dtype: Any = None, device: Any = None) -> Tensor:
     """A random permutation of ``0 .. n - 1`` (int64)."""
-    raw = frandom.permutation(_random.next_key(), int(n))
+    raw = frandom.permutation(_random.key_from(generator), int(n))
     if dtype is not None:
         raw = backend.asarray(raw, dtype=_dtypes.to_numpy_dtype(dtype))
     return _finish(raw, device, False)
@@ -575,6 +620,79 @@ lt = _method("lt")
 le = _method("le")
 gt = _method("gt")
 ge = _method("ge")
+tril = _method("tril")
+triu = _method("triu")
+nonzero = _method("nonzero")
+argwhere = _method("argwhere")
+unique = _method("unique")
+multinomial = _method("multinomial")
+bernoulli = _method("bernoulli")
+roll = _method("roll")
+repeat_interleave = _method("repeat_interleave")
+unbind = _method("unbind")
+diag = _method("diag")
+diagonal = _method("diagonal")
+trace = _method("trace")
+isinf = _method("isinf")
+ceil = _method("ceil")
+trunc = _method("trunc")
+log2 = _method("log2")
+log10 = _method("log10")
+logical_not = _method("logical_not")
+logical_and = _method("logical_and")
+logical_or = _method("logical_or")
+masked_select = _method("masked_select")
+lerp = _method("lerp")
+scatter = _method("scatter")
+scatter_add = _method("scatter_add")
+index_add = _method("index_add")
+index_fill = _method("index_fill")
+select = _method("select")
+tile = _method("tile")
+clamp_min = _method("clamp_min")
+clamp_max = _method("clamp_max")
+addcmul = _method("addcmul")
+addcdiv = _method("addcdiv")
+is_floating_point = _method("is_floating_point")
+median = _method("median")
+
+
+def broadcast_to(input: Tensor, size: Any) -> Tensor:  # noqa: A002
+    """``input`` broadcast to ``size``."""
+    return input.expand(size)
+
+
+def meshgrid(*tensors: Any, indexing: str = "ij") -> tuple:
+    """Coordinate grids from 1-D tensors (``indexing="ij"``, PyTorch's default, or ``"xy"``)."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing not in ("ij", "xy"):
+        raise ValueError(f"meshgrid: indexing must be 'ij' or 'xy', got {indexing!r}")
+    ts = [t.reshape(-1) for t in tensors]
+    swap = indexing == "xy" and len(ts) >= 2
+    if swap:
+        ts[0], ts[1] = ts[1], ts[0]
+    shape = tuple(t.shape[0] for t in ts)
+    n = len(ts)
+    grids = [
+        t.reshape(tuple(-1 if k == i else 1 for k in range(n))).expand(shape)
+        for i, t in enumerate(ts)
+    ]
+    if swap:  # "xy": the first two inputs vary along the second and first axes
+        grids[0], grids[1] = grids[1], grids[0]
+    return tuple(grids)
+
+
+_DETERMINISTIC = [False]
+
+
+def use_deterministic_algorithms(mode: bool, *, warn_only: bool = False) -> None:
+    """Record the setting; funcnn's kernels are deterministic whatever it is."""
+    _DETERMINISTIC[0] = builtins.bool(mode)
+
+
+def are_deterministic_algorithms_enabled() -> bool:
+    return _DETERMINISTIC[0]
 
 
 def pow(input: Any, exponent: Any) -> Tensor:  # noqa: A001, A002

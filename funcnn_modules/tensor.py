@@ -18,6 +18,7 @@ from __future__ import annotations
 import builtins
 import collections
 import copy as _copy
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -44,6 +45,7 @@ max_result = collections.namedtuple("max", ["values", "indices"])
 min_result = collections.namedtuple("min", ["values", "indices"])
 sort_result = collections.namedtuple("sort", ["values", "indices"])
 topk_result = collections.namedtuple("topk", ["values", "indices"])
+median_result = collections.namedtuple("median", ["values", "indices"])
 
 
 # ----------------------------------------------------------------------------- wrapping
@@ -213,6 +215,15 @@ def _index(idx: Any) -> Any:
     if isinstance(idx, list) and any(isinstance(i, Tensor) for i in idx):
         return [_index(i) for i in idx]
     return idx
+
+
+def _bool_data(x: Any) -> Any:
+    """``x`` (a Tensor, array or Python data) as a raw boolean array."""
+    return (x if isinstance(x, Tensor) else wrap(as_array(x))).bool()._value
+
+
+_LN2 = math.log(2.0)
+_LN10 = math.log(10.0)
 
 
 def _softmax_dim(ndim: int) -> int:
@@ -967,7 +978,7 @@ class Tensor:
 
         raw = self._value
         u = frandom.uniform(
-            _random.next_key(), tuple(raw.shape), dtype=str(raw.dtype), minval=a, maxval=b
+            _random.key_from(generator), tuple(raw.shape), dtype=str(raw.dtype), minval=a, maxval=b
         )
         return self._assign(backend.from_numpy(np.asarray(backend.to_numpy(u)), like=raw))
 
@@ -976,7 +987,11 @@ class Tensor:
         from funcnn_modules import _random
 
         raw = self._value
-        z = frandom.normal(_random.next_key(), tuple(raw.shape), dtype=str(raw.dtype)) * std + mean
+        z = (
+            frandom.normal(_random.key_from(generator), tuple(raw.shape), dtype=str(raw.dtype))
+            * std
+            + mean
+        )
         return self._assign(backend.from_numpy(np.asarray(backend.to_numpy(z)), like=raw))
 
     def __iadd__(self, other: Any) -> Tensor:
@@ -1124,6 +1139,18 @@ class Tensor:
 
     def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
         return self.sort(dim, descending).indices
+
+    def median(self, dim: int | None = None, keepdim: bool = False) -> Any:
+        """The lower median (of all elements; or ``(values, indices)`` along ``dim``), like PyTorch."""
+        if dim is None:
+            flat = self.reshape(-1)
+            return flat.sort().values[(flat.shape[0] - 1) // 2]
+        values, idx = self.sort(dim)
+        k = (values.shape[dim] - 1) // 2
+        values, idx = values.narrow(dim, k, 1), idx.narrow(dim, k, 1)
+        if not keepdim:
+            values, idx = values.squeeze(dim), idx.squeeze(dim)
+        return median_result(values, idx)
 
     def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:  # noqa: A002
         values, idx = self.sort(dim, descending=largest)
@@ -1343,6 +1370,354 @@ class Tensor:
 
     def index_select(self, dim: int, index: Any) -> Tensor:
         return wrap(fnp.take(unwrap(self), as_array(index), axis=dim))
+
+    # -- indexed writes, masks and friends ----------------------------------------------------------
+
+    def _scatter_index(self, dim: int, index: Any) -> tuple:
+        """The advanced index of ``self[..., index[i][j][k], ...]`` (``index`` along ``dim``)."""
+        idx = as_array(index)
+        nd = self.ndim
+        if _raw(idx).ndim != nd:
+            raise RuntimeError(
+                f"scatter: index has {_raw(idx).ndim} dimensions but self has {nd}; "
+                "they must have the same number of dimensions"
+            )
+        dim = dim % nd
+        out = []
+        for d in range(nd):
+            if d == dim:
+                out.append(idx)
+            else:
+                r = backend.arange(idx.shape[d], like=idx)
+                out.append(fnp.reshape(r, tuple(-1 if k == d else 1 for k in range(nd))))
+        return tuple(out)
+
+    def _scatter_src(self, index: Any, src: Any) -> Any:
+        if isinstance(src, Tensor):
+            shape = tuple(as_array(index).shape)
+            s = unwrap(src)
+            if tuple(_raw(s).shape) != shape:
+                s = fnp.getitem(s, tuple(slice(0, n) for n in shape))
+            raw = self._value
+            return s if _raw(s).dtype == raw.dtype else fnp.astype(s, raw.dtype)
+        v = src.item() if isinstance(src, Tensor) else src
+        raw = self._value
+        return backend.full((), v, dtype=raw.dtype, like=raw)
+
+    def scatter(self, dim: int, index: Any, src: Any = None, *, value: Any = None) -> Tensor:
+        """A copy with ``out[i][index[i][j]] = src[i][j]`` along ``dim`` (``src`` may be a number)."""
+        src = value if src is None else src
+        v = self._scatter_src(index, src)
+        return wrap(fnp.index_update(unwrap(self), self._scatter_index(dim, index), v))
+
+    def scatter_(self, dim: int, index: Any, src: Any = None, *, value: Any = None) -> Tensor:
+        return self._assign(self.scatter(dim, index, src, value=value)._data)
+
+    def scatter_add(self, dim: int, index: Any, src: Any) -> Tensor:
+        """A copy with ``src`` added at ``index`` along ``dim``; repeated indices accumulate."""
+        v = self._scatter_src(index, src)
+        return wrap(fnp.index_add(unwrap(self), self._scatter_index(dim, index), v))
+
+    def scatter_add_(self, dim: int, index: Any, src: Any) -> Tensor:
+        return self._assign(self.scatter_add(dim, index, src)._data)
+
+    def _dim_index(self, dim: int, index: Any) -> tuple:
+        return (slice(None),) * (dim % self.ndim) + (as_array(index),)
+
+    def index_add(self, dim: int, index: Any, source: Any, *, alpha: Any = 1) -> Tensor:
+        """A copy with ``alpha * source`` added at positions ``index`` along ``dim``."""
+        v = unwrap(source if alpha == 1 else source * alpha)
+        return wrap(fnp.index_add(unwrap(self), self._dim_index(dim, index), v))
+
+    def index_add_(self, dim: int, index: Any, source: Any, *, alpha: Any = 1) -> Tensor:
+        return self._assign(self.index_add(dim, index, source, alpha=alpha)._data)
+
+    def index_fill(self, dim: int, index: Any, value: Any) -> Tensor:
+        raw = self._value
+        v = backend.full(
+            (), value.item() if isinstance(value, Tensor) else value, dtype=raw.dtype, like=raw
+        )
+        return wrap(fnp.index_update(unwrap(self), self._dim_index(dim, index), v))
+
+    def index_fill_(self, dim: int, index: Any, value: Any) -> Tensor:
+        return self._assign(self.index_fill(dim, index, value)._data)
+
+    def _triangle(self, diagonal: int, lower: bool) -> Tensor:
+        raw = self._value
+        if raw.ndim < 2:
+            name = "tril" if lower else "triu"
+            raise RuntimeError(
+                f"{name}: input tensor must have at least 2 dimensions, got {raw.ndim}"
+            )
+        n, m = raw.shape[-2], raw.shape[-1]
+        rows = fnp.reshape(backend.arange(n, like=raw), (n, 1))
+        cols = fnp.reshape(backend.arange(m, like=raw), (1, m))
+        keep = (cols - rows <= diagonal) if lower else (cols - rows >= diagonal)
+        zero = backend.zeros((), dtype=raw.dtype, like=raw)
+        return wrap(fnp.where(keep, unwrap(self), zero))
+
+    def tril(self, diagonal: int = 0) -> Tensor:
+        """The lower triangle of the last two dimensions (the rest set to zero)."""
+        return self._triangle(diagonal, lower=True)
+
+    def triu(self, diagonal: int = 0) -> Tensor:
+        """The upper triangle of the last two dimensions (the rest set to zero)."""
+        return self._triangle(diagonal, lower=False)
+
+    def tril_(self, diagonal: int = 0) -> Tensor:
+        return self._assign(self.tril(diagonal)._data)
+
+    def triu_(self, diagonal: int = 0) -> Tensor:
+        return self._assign(self.triu(diagonal)._data)
+
+    def diagonal(self, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+        """The diagonal over ``dim1``/``dim2``, as the last dimension."""
+        nd = self.ndim
+        x = unwrap(self)
+        x = fnp.moveaxis(x, (dim1 % nd, dim2 % nd), (nd - 2, nd - 1))
+        n, m = _raw(x).shape[-2], _raw(x).shape[-1]
+        length = builtins.max(
+            0, builtins.min(n + builtins.min(offset, 0), m - builtins.max(offset, 0))
+        )
+        i = backend.arange(length, like=_raw(x))
+        r, c = (i - builtins.min(offset, 0), i + builtins.max(offset, 0))
+        return wrap(fnp.getitem(x, (Ellipsis, r, c)))
+
+    def diag(self, diagonal: int = 0) -> Tensor:
+        """A 1-D tensor's diagonal matrix, or a 2-D tensor's diagonal."""
+        if self.ndim == 2:
+            return self.diagonal(diagonal)
+        if self.ndim != 1:
+            raise RuntimeError(f"diag: expected a 1-D or 2-D tensor, got {self.ndim} dimensions")
+        raw = self._value
+        n = raw.shape[0] + abs(diagonal)
+        out = backend.zeros((n, n), dtype=raw.dtype, like=raw)
+        i = backend.arange(raw.shape[0], like=raw)
+        idx = (i - builtins.min(diagonal, 0), i + builtins.max(diagonal, 0))
+        return wrap(fnp.index_update(out, idx, unwrap(self)))
+
+    def trace(self) -> Tensor:
+        """The sum of a matrix's diagonal."""
+        return self.diagonal().sum()
+
+    def nonzero(self, *, as_tuple: bool = False) -> Any:
+        """Indices of the non-zero elements: (n, ndim) int64, or a tuple of 1-D index tensors."""
+        host = np.asarray(backend.to_numpy(self._value))
+        raw = self._value
+        parts = [backend.from_numpy(np.ascontiguousarray(p), like=raw) for p in np.nonzero(host)]
+        if as_tuple:
+            return tuple(wrap(p) for p in parts)
+        return wrap(backend.from_numpy(np.stack(np.nonzero(host), axis=1), like=raw))
+
+    def argwhere(self) -> Tensor:
+        return self.nonzero()
+
+    def masked_select(self, mask: Any) -> Tensor:
+        """The elements where ``mask`` (broadcast to this shape) is True, as a 1-D tensor."""
+        m = as_array(mask)
+        shape = tuple(self._value.shape)
+        if tuple(m.shape) != shape:
+            m = fnp.broadcast_to(m, shape)
+        return wrap(fnp.getitem(unwrap(self), m))
+
+    def unbind(self, dim: int = 0) -> tuple:
+        """The slices along ``dim``, as a tuple."""
+        nd = self.ndim
+        dim = dim % nd
+        return tuple(self[(slice(None),) * dim + (i,)] for i in range(self._value.shape[dim]))
+
+    def select(self, dim: int, index: int) -> Tensor:
+        return self[(slice(None),) * (dim % self.ndim) + (index,)]
+
+    def roll(self, shifts: Any, dims: Any = None) -> Tensor:
+        """Shift elements along ``dims`` cyclically (over the flattened tensor when None)."""
+        if dims is None:
+            return self.flatten().roll(shifts, 0).view(self.shape)
+        shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
+        dims = (dims,) if isinstance(dims, int) else tuple(dims)
+        out = self
+        for s, d in zip(shifts, dims):
+            n = out._value.shape[d]
+            if n == 0:
+                continue
+            k = s % n
+            if k:
+                a, b = out.split([n - k, k], d)
+                out = wrap(fnp.concatenate([unwrap(b), unwrap(a)], axis=d))
+        return out
+
+    def repeat_interleave(self, repeats: Any, dim: int | None = None) -> Tensor:
+        """Repeat each element ``repeats`` times (along ``dim``; of the flattened tensor when None)."""
+        r = repeats.tolist() if isinstance(repeats, Tensor) else repeats
+        if isinstance(r, list) and len(r) == 1:
+            r = r[0]
+        x = unwrap(self) if dim is not None else fnp.ravel(unwrap(self))
+        return wrap(fnp.repeat(x, r, axis=0 if dim is None else dim))
+
+    def tile(self, *dims: Any) -> Tensor:
+        dims = _size_args(dims, "tile")
+        if len(dims) < self.ndim:
+            dims = (1,) * (self.ndim - len(dims)) + dims
+        return wrap(fnp.tile(unwrap(self), dims))
+
+    def isnan(self) -> Tensor:
+        return wrap(fnp.isnan(self._value))
+
+    def isinf(self) -> Tensor:
+        raw = self._value
+        return wrap(
+            fnp.logical_and(fnp.logical_not(fnp.isfinite(raw)), fnp.logical_not(fnp.isnan(raw)))
+        )
+
+    def isfinite(self) -> Tensor:
+        return wrap(fnp.isfinite(self._value))
+
+    def logical_not(self) -> Tensor:
+        return wrap(fnp.logical_not(self.bool()._value))
+
+    def logical_and(self, other: Any) -> Tensor:
+        return wrap(fnp.logical_and(self.bool()._value, _bool_data(other)))
+
+    def logical_or(self, other: Any) -> Tensor:
+        return wrap(fnp.logical_or(self.bool()._value, _bool_data(other)))
+
+    def ceil(self) -> Tensor:
+        return wrap(-fnp.floor(-self._value))
+
+    def trunc(self) -> Tensor:
+        raw = self._value
+        return wrap(fnp.where(raw < 0, -fnp.floor(-raw), fnp.floor(raw)))
+
+    def log2(self) -> Tensor:
+        return self.log() * (1.0 / _LN2)
+
+    def log10(self) -> Tensor:
+        return self.log() * (1.0 / _LN10)
+
+    def clamp_min(self, min: Any) -> Tensor:  # noqa: A002
+        return self.clamp(min=min)
+
+    def clamp_max(self, max: Any) -> Tensor:  # noqa: A002
+        return self.clamp(max=max)
+
+    def clamp_min_(self, min: Any) -> Tensor:  # noqa: A002
+        return self.clamp_(min=min)
+
+    def clamp_max_(self, max: Any) -> Tensor:  # noqa: A002
+        return self.clamp_(max=max)
+
+    def lerp(self, end: Any, weight: Any) -> Tensor:
+        """``self + weight * (end - self)``."""
+        return self + weight * (end - self)
+
+    def lerp_(self, end: Any, weight: Any) -> Tensor:
+        return self._assign(self.lerp(end, weight)._data)
+
+    def addcmul(self, tensor1: Any, tensor2: Any, *, value: Any = 1) -> Tensor:
+        """``self + value * tensor1 * tensor2``."""
+        return self + value * tensor1 * tensor2
+
+    def addcmul_(self, tensor1: Any, tensor2: Any, *, value: Any = 1) -> Tensor:
+        return self._assign(self.addcmul(tensor1, tensor2, value=value)._data)
+
+    def addcdiv(self, tensor1: Any, tensor2: Any, *, value: Any = 1) -> Tensor:
+        """``self + value * tensor1 / tensor2``."""
+        return self + value * tensor1 / tensor2
+
+    def addcdiv_(self, tensor1: Any, tensor2: Any, *, value: Any = 1) -> Tensor:
+        return self._assign(self.addcdiv(tensor1, tensor2, value=value)._data)
+
+    def unsqueeze_(self, dim: int) -> Tensor:
+        self._rebind_shape(self.unsqueeze(dim))
+        return self
+
+    def squeeze_(self, dim: Any = None) -> Tensor:
+        self._rebind_shape(self.squeeze(dim))
+        return self
+
+    def _rebind_shape(self, result: Tensor) -> None:
+        d = self._data
+        if _ENABLED[0] and type(d) is Box and d._node.prim is None:
+            raise RuntimeError(LEAF_INPLACE)
+        self._data = result._data
+
+    def bernoulli(self, p: Any = None, *, generator: Any = None) -> Tensor:
+        """0/1 draws (this tensor's dtype), 1 with probability ``self`` (or ``p``)."""
+        from funcnn import random as frandom
+        from funcnn_modules import _random
+
+        raw = self._value
+        prob = raw if p is None else (as_array(p) if isinstance(p, Tensor) else p)
+        draws = frandom.bernoulli(_random.key_from(generator), prob, tuple(raw.shape))
+        draws = backend.from_numpy(np.asarray(backend.to_numpy(draws)), like=raw)
+        return wrap(fnp.astype(draws, raw.dtype))
+
+    def bernoulli_(self, p: Any = 0.5, *, generator: Any = None) -> Tensor:
+        return self._assign(self.bernoulli(p)._value)
+
+    def multinomial(
+        self, num_samples: int, replacement: bool = False, *, generator: Any = None
+    ) -> Tensor:
+        """Indices drawn from the rows' (unnormalised, non-negative) weights: int64.
+
+        With replacement, by the inverse CDF; without, by the Gumbel-top-k trick.
+        """
+        from funcnn import random as frandom
+        from funcnn_modules import _random
+
+        probs = self.detach().double()
+        squeeze = probs.ndim == 1
+        if squeeze:
+            probs = probs.unsqueeze(0)
+        if probs.ndim != 2:
+            raise RuntimeError(f"multinomial: prob_dist must be 1 or 2 dim, got {self.ndim}")
+        n, k = probs.shape
+        if not replacement and num_samples > k:
+            raise RuntimeError(
+                f"multinomial: cannot sample n_sample={num_samples} > prob_dist.size(-1)={k} "
+                "samples without replacement"
+            )
+        raw = probs._value
+        if replacement:
+            u = frandom.uniform(_random.key_from(generator), (n, num_samples), dtype="float64")
+            u = wrap(backend.from_numpy(np.asarray(backend.to_numpy(u)), like=raw))
+            cdf = probs.cumsum(1)
+            cdf = cdf / cdf[:, -1:]
+            out = (cdf.unsqueeze(1) <= u.unsqueeze(2)).long().sum(2).clamp(max=k - 1)
+        else:
+            g = frandom.uniform(_random.key_from(generator), (n, k), dtype="float64", minval=1e-12)
+            g = wrap(backend.from_numpy(np.asarray(backend.to_numpy(g)), like=raw))
+            positive = probs > 0
+            if builtins.bool((positive.sum(1) < num_samples).any()):
+                raise RuntimeError(
+                    "multinomial: invalid multinomial distribution (with replacement=False, "
+                    "not enough non-negative category to sample)"
+                )
+            logp = probs.clamp(min=1e-300).log().masked_fill(~positive, -math.inf)
+            keys = logp - (-g.log()).log()
+            out = keys.topk(num_samples, dim=1).indices
+        return out.squeeze(0) if squeeze else out
+
+    def unique(
+        self,
+        sorted: bool = True,  # noqa: A002
+        return_inverse: bool = False,
+        return_counts: bool = False,
+        dim: int | None = None,
+    ) -> Any:
+        """The distinct values, sorted (optionally with inverse indices and counts)."""
+        if dim is not None:
+            raise NotImplementedError("funcnn_modules: unique(dim=...) is not supported")
+        raw = self._value
+        host = np.asarray(backend.to_numpy(raw))
+        vals, inverse, counts = np.unique(host, return_inverse=True, return_counts=True)
+        out = [wrap(backend.from_numpy(vals, like=raw))]
+        if return_inverse:
+            inv = inverse.reshape(host.shape).astype(np.int64)
+            out.append(wrap(backend.from_numpy(inv, like=raw)))
+        if return_counts:
+            out.append(wrap(backend.from_numpy(counts.astype(np.int64), like=raw)))
+        return out[0] if len(out) == 1 else tuple(out)
 
     def new_zeros(
         self, *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False

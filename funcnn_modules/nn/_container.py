@@ -289,7 +289,14 @@ class ParameterDict(Module):
         return self._parameters.values()
 
     def update(self, parameters: Any) -> None:
-        items = parameters.items() if isinstance(parameters, Mapping) else parameters
+        """Add or overwrite entries. A plain dict's entries go in sorted by key, as in PyTorch
+        (an OrderedDict, a ParameterDict or a list of pairs keeps its order)."""
+        if isinstance(parameters, (OrderedDict, ParameterDict)):
+            items = parameters.items()
+        elif isinstance(parameters, Mapping):
+            items = sorted(parameters.items())
+        else:
+            items = parameters
         for key, value in items:
             self[key] = value
 

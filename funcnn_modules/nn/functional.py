@@ -66,6 +66,24 @@ __all__ = [
     "one_hot",
     "normalize",
     "cosine_similarity",
+    "dropout1d",
+    "dropout2d",
+    "dropout3d",
+    "hardsigmoid",
+    "hardswish",
+    "mish",
+    "selu",
+    "celu",
+    "softsign",
+    "softmin",
+    "glu",
+    "prelu",
+    "pairwise_distance",
+    "triplet_margin_loss",
+    "margin_ranking_loss",
+    "cosine_embedding_loss",
+    "interpolate",
+    "upsample",
 ]
 
 
@@ -844,3 +862,249 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
     n1 = x1.norm(dim=dim).clamp(min=eps)
     n2 = x2.norm(dim=dim).clamp(min=eps)
     return (x1 * x2).sum(dim) / (n1 * n2)
+
+
+# ----------------------------------------------------------------------------- more of torch.nn.functional
+# Compositions of the ops above (funcnn.numpy / funcnn.nn through Tensor): no math of their own.
+
+
+def _channel_dropout(
+    input: Tensor, p: float, training: bool, spatial: int, inplace: bool
+) -> Tensor:  # noqa: A002
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    shape = tuple(input.shape)
+    mask = dropout(input.new_ones(*(shape[: len(shape) - spatial] + (1,) * spatial)), p, True)
+    out = input * mask
+    return input._assign(out._data) if inplace else out
+
+
+def dropout1d(
+    input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False
+) -> Tensor:  # noqa: A002
+    """Zero whole channels of an (N, C, L) input (see ``nn.Dropout1d``)."""
+    return _channel_dropout(input, p, training, 1, inplace)
+
+
+def dropout2d(
+    input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False
+) -> Tensor:  # noqa: A002
+    """Zero whole channels of an (N, C, H, W) input (see ``nn.Dropout2d``)."""
+    return _channel_dropout(input, p, training, 2, inplace)
+
+
+def dropout3d(
+    input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False
+) -> Tensor:  # noqa: A002
+    """Zero whole channels of an (N, C, D, H, W) input (see ``nn.Dropout3d``)."""
+    return _channel_dropout(input, p, training, 3, inplace)
+
+
+def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
+    """``relu6(x + 3) / 6``."""
+    out = relu6(input + 3.0) * (1.0 / 6.0)
+    return input._assign(out._data) if inplace else out
+
+
+def hardswish(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
+    """``x * relu6(x + 3) / 6``."""
+    out = input * hardsigmoid(input)
+    return input._assign(out._data) if inplace else out
+
+
+def mish(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
+    """``x * tanh(softplus(x))``."""
+    out = input * tanh(softplus(input))
+    return input._assign(out._data) if inplace else out
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
+    """``scale * elu(x, alpha)`` with the self-normalising constants."""
+    out = elu(input, _SELU_ALPHA) * _SELU_SCALE
+    return input._assign(out._data) if inplace else out
+
+
+def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:  # noqa: A002
+    """``max(0, x) + min(0, alpha * (exp(x / alpha) - 1))``."""
+    out = elu(input * (1.0 / alpha), 1.0) * alpha
+    return input._assign(out._data) if inplace else out
+
+
+def softsign(input: Tensor) -> Tensor:  # noqa: A002
+    """``x / (1 + |x|)``."""
+    return input / (input.abs() + 1.0)
+
+
+def softmin(
+    input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: Any = None
+) -> Tensor:  # noqa: A002
+    """``softmax(-x)`` along ``dim``."""
+    return softmax(-input, dim, dtype=dtype)
+
+
+def glu(input: Tensor, dim: int = -1) -> Tensor:  # noqa: A002
+    """Gated linear unit: the first half of ``dim`` times the sigmoid of the second half."""
+    n = input.shape[dim]
+    if n % 2:
+        raise RuntimeError(f"glu: halving dimension must be even, but dimension {dim} is size {n}")
+    a, b = input.split(n // 2, dim)
+    return a * sigmoid(b)
+
+
+def prelu(input: Tensor, weight: Tensor) -> Tensor:  # noqa: A002
+    """``max(0, x) + weight * min(0, x)``; ``weight`` has 1 or C (= ``input.shape[1]``) entries."""
+    w = weight
+    if input.ndim >= 2 and weight.numel() > 1:
+        w = weight.reshape((1, -1) + (1,) * (input.ndim - 2))
+    return relu(input) - w * relu(-input)
+
+
+def pairwise_distance(
+    x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False
+) -> Tensor:
+    """``||x1 - x2 + eps||_p`` along the last dimension."""
+    return (x1 - x2 + eps).norm(p, dim=-1, keepdim=keepdim)
+
+
+def triplet_margin_loss(
+    anchor: Tensor,
+    positive: Tensor,
+    negative: Tensor,
+    margin: float = 1.0,
+    p: float = 2.0,
+    eps: float = 1e-6,
+    swap: bool = False,
+    reduction: str = "mean",
+) -> Tensor:
+    """``max(d(a, p) - d(a, n) + margin, 0)`` with ``d`` the pairwise p-distance."""
+    d_ap = pairwise_distance(anchor, positive, p, eps)
+    d_an = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        d_an = d_an.minimum(pairwise_distance(positive, negative, p, eps))
+    return _reduce(relu(d_ap - d_an + margin), reduction, "triplet_margin_loss")
+
+
+def margin_ranking_loss(
+    input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0, reduction: str = "mean"
+) -> Tensor:
+    """``max(0, -target * (input1 - input2) + margin)``."""
+    return _reduce(relu(-target * (input1 - input2) + margin), reduction, "margin_ranking_loss")
+
+
+def cosine_embedding_loss(
+    input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0, reduction: str = "mean"
+) -> Tensor:
+    """``1 - cos`` where target is 1, ``max(0, cos - margin)`` where it is -1."""
+    cos = cosine_similarity(input1, input2, dim=-1)
+    zero = cos.new_zeros(())
+    loss = (1.0 - cos).where(target == 1, zero) + relu(cos - margin).where(target == -1, zero)
+    return _reduce(loss, reduction, "cosine_embedding_loss")
+
+
+def _reduce(loss: Tensor, reduction: str, fn: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{fn}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+_INTERP_MODES = ("nearest", "linear", "bilinear", "trilinear")
+
+
+def _interp_axis(
+    x: Tensor, axis: int, out_size: int, scale: float | None, mode: str, align: bool
+) -> Tensor:
+    """Resample one spatial axis (separable interpolation), by index gathers and a blend."""
+    raw = x._value
+    n_in = raw.shape[axis]
+    o = backend.arange(out_size, like=raw)
+    o = fnp.astype(o, "float64")
+    # PyTorch's ratio: the user's scale_factor when given (and not recomputed), else the sizes.
+    ratio = (1.0 / scale) if scale is not None else n_in / out_size
+    if mode == "nearest":
+        idx = fnp.minimum(fnp.floor(o * ratio), n_in - 1)
+        return x.index_select(axis, fnp.astype(idx, "int64"))
+    if align:
+        src = o * ((n_in - 1) / (out_size - 1)) if out_size > 1 else o * 0.0
+    else:
+        src = fnp.maximum((o + 0.5) * ratio - 0.5, 0.0)
+    i0 = fnp.minimum(fnp.floor(src), n_in - 1)
+    i1 = fnp.minimum(i0 + 1.0, n_in - 1)
+    lam = wrap(fnp.astype(src - i0, raw.dtype)).reshape(
+        tuple(-1 if d == axis else 1 for d in range(raw.ndim))
+    )
+    a = x.index_select(axis, fnp.astype(i0, "int64"))
+    b = x.index_select(axis, fnp.astype(i1, "int64"))
+    return a + (b - a) * lam
+
+
+def interpolate(
+    input: Tensor,  # noqa: A002
+    size: Any = None,
+    scale_factor: Any = None,
+    mode: str = "nearest",
+    align_corners: bool | None = None,
+    recompute_scale_factor: bool | None = None,
+    antialias: bool = False,
+) -> Tensor:
+    """Resize the spatial dimensions of an (N, C, ...) input.
+
+    Modes ``"nearest"``, ``"linear"``, ``"bilinear"``, ``"trilinear"`` (PyTorch's index rules,
+    including ``align_corners``); give exactly one of ``size`` and ``scale_factor``.
+    """
+    if mode not in _INTERP_MODES:
+        raise NotImplementedError(
+            f"interpolate: mode {mode!r} is not supported; expected one of {', '.join(_INTERP_MODES)}"
+        )
+    if antialias:
+        raise NotImplementedError("interpolate: antialias=True is not supported")
+    if mode == "nearest" and align_corners is not None:
+        raise ValueError(
+            "align_corners option can only be set with the interpolating modes: "
+            "linear | bilinear | bicubic | trilinear"
+        )
+    spatial = input.ndim - 2
+    if spatial < 1:
+        raise ValueError(
+            f"interpolate: input must be (N, C, ...) with spatial dims, got {tuple(input.shape)}"
+        )
+    if (size is None) == (scale_factor is None):
+        raise ValueError("interpolate: only one of size or scale_factor should be defined")
+    in_sizes = tuple(input.shape[2:])
+    if size is not None:
+        sizes = (size,) * spatial if isinstance(size, int) else tuple(size)
+        scales: tuple = (None,) * spatial
+    else:
+        factors = (
+            (scale_factor,) * spatial
+            if isinstance(scale_factor, (int, float))
+            else tuple(scale_factor)
+        )
+        sizes = tuple(int(n * f) for n, f in zip(in_sizes, factors))
+        scales = (None,) * spatial if recompute_scale_factor else tuple(float(f) for f in factors)
+    if len(sizes) != spatial:
+        raise ValueError(f"interpolate: got {len(sizes)} output sizes for {spatial} spatial dims")
+    out = input
+    for k in range(spatial):
+        out = _interp_axis(out, 2 + k, int(sizes[k]), scales[k], mode, bool(align_corners))
+    return out
+
+
+def upsample(
+    input: Tensor,
+    size: Any = None,
+    scale_factor: Any = None,
+    mode: str = "nearest",
+    align_corners: bool | None = None,
+) -> Tensor:  # noqa: A002
+    """Deprecated name of :func:`interpolate`."""
+    return interpolate(input, size, scale_factor, mode, align_corners)

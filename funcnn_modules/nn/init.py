@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from funcnn import backend
+from funcnn import random as frandom
 from funcnn.nn import _init_generic as ginit
 from funcnn_modules import _random
 from funcnn_modules.tensor import Tensor
@@ -27,6 +30,7 @@ __all__ = [
     "kaiming_uniform_",
     "kaiming_normal_",
     "orthogonal_",
+    "trunc_normal_",
 ]
 
 calculate_gain = ginit.calculate_gain
@@ -50,13 +54,13 @@ def _spec(tensor: Tensor) -> tuple:
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: Any = None) -> Tensor:
     """Fill with U(a, b)."""
     shape, dtype = _spec(tensor)
-    return _write(tensor, ginit.uniform(_random.next_key(), shape, a, b, dtype))
+    return _write(tensor, ginit.uniform(_random.key_from(generator), shape, a, b, dtype))
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator: Any = None) -> Tensor:
     """Fill with N(mean, std**2)."""
     shape, dtype = _spec(tensor)
-    return _write(tensor, ginit.normal(_random.next_key(), shape, mean, std, dtype))
+    return _write(tensor, ginit.normal(_random.key_from(generator), shape, mean, std, dtype))
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
@@ -86,13 +90,13 @@ def eye_(tensor: Tensor) -> Tensor:
 def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator: Any = None) -> Tensor:
     """Glorot uniform: U(-b, b), b = gain * sqrt(6 / (fan_in + fan_out))."""
     shape, dtype = _spec(tensor)
-    return _write(tensor, ginit.xavier_uniform(_random.next_key(), shape, gain, dtype))
+    return _write(tensor, ginit.xavier_uniform(_random.key_from(generator), shape, gain, dtype))
 
 
 def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: Any = None) -> Tensor:
     """Glorot normal: N(0, gain**2 * 2 / (fan_in + fan_out))."""
     shape, dtype = _spec(tensor)
-    return _write(tensor, ginit.xavier_normal(_random.next_key(), shape, gain, dtype))
+    return _write(tensor, ginit.xavier_normal(_random.key_from(generator), shape, gain, dtype))
 
 
 def kaiming_uniform_(
@@ -105,7 +109,8 @@ def kaiming_uniform_(
     """He uniform: U(-b, b), b = gain * sqrt(3 / fan)."""
     shape, dtype = _spec(tensor)
     return _write(
-        tensor, ginit.kaiming_uniform(_random.next_key(), shape, a, mode, nonlinearity, dtype)
+        tensor,
+        ginit.kaiming_uniform(_random.key_from(generator), shape, a, mode, nonlinearity, dtype),
     )
 
 
@@ -119,11 +124,58 @@ def kaiming_normal_(
     """He normal: N(0, (gain / sqrt(fan))**2)."""
     shape, dtype = _spec(tensor)
     return _write(
-        tensor, ginit.kaiming_normal(_random.next_key(), shape, a, mode, nonlinearity, dtype)
+        tensor,
+        ginit.kaiming_normal(_random.key_from(generator), shape, a, mode, nonlinearity, dtype),
     )
 
 
 def orthogonal_(tensor: Tensor, gain: float = 1.0, generator: Any = None) -> Tensor:
     """A (semi-)orthogonal matrix (trailing dimensions flattened)."""
     shape, dtype = _spec(tensor)
-    return _write(tensor, ginit.orthogonal(_random.next_key(), shape, gain, dtype))
+    return _write(tensor, ginit.orthogonal(_random.key_from(generator), shape, gain, dtype))
+
+
+def _calculate_fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
+    """``(fan_in, fan_out)`` of a weight, as PyTorch computes them (used by custom inits)."""
+    shape, _ = _spec(tensor)
+    if len(shape) < 2:
+        raise ValueError(
+            "Fan in and fan out can not be computed for tensor with fewer than 2 dimensions "
+            f"(got shape {shape})"
+        )
+    return ginit.fans(shape)
+
+
+_TRUNC_ROUNDS = 1000
+
+
+def trunc_normal_(
+    tensor: Tensor,
+    mean: float = 0.0,
+    std: float = 1.0,
+    a: float = -2.0,
+    b: float = 2.0,
+    generator: Any = None,
+) -> Tensor:
+    """Fill with N(mean, std**2) truncated to [a, b] (``a`` and ``b`` are absolute bounds).
+
+    Values outside the bounds are redrawn until none is left (rejection sampling).
+    """
+    shape, dtype = _spec(tensor)
+    if not a < b:
+        raise ValueError(f"trunc_normal_: need a < b, got a={a}, b={b}")
+    key = _random.key_from(generator)
+    values = np.zeros(shape, dtype=np.float64)
+    todo = np.ones(shape, dtype=bool)
+    for _ in range(_TRUNC_ROUNDS):
+        key, sub = frandom.split(key)
+        draw = np.asarray(backend.to_numpy(frandom.normal(sub, shape, dtype="float64")))
+        draw = draw * std + mean
+        values = np.where(todo, draw, values)
+        todo = (values < a) | (values > b)
+        if not todo.any():
+            return _write(tensor, backend.from_numpy(values.astype(dtype)))
+    raise ValueError(
+        f"trunc_normal_: [a, b] = [{a}, {b}] holds too little of N({mean}, {std}**2) to sample "
+        f"by rejection ({_TRUNC_ROUNDS} rounds)"
+    )

@@ -20,12 +20,16 @@ See also ``funcnn.data.batches`` for the functional face.
 
 from __future__ import annotations
 
+import bisect
 import collections.abc
 import copy
+import itertools
 import math
 import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
+
+import numpy as np
 
 from funcnn import backend
 from funcnn import random as frandom
@@ -37,10 +41,13 @@ __all__ = [
     "Dataset",
     "TensorDataset",
     "Subset",
+    "ConcatDataset",
     "random_split",
     "Sampler",
     "SequentialSampler",
     "RandomSampler",
+    "SubsetRandomSampler",
+    "WeightedRandomSampler",
     "BatchSampler",
     "DataLoader",
     "default_collate",
@@ -60,6 +67,9 @@ class Dataset:
 
     def __getitem__(self, index: int) -> Any:
         raise NotImplementedError("Subclasses of Dataset should implement __getitem__.")
+
+    def __add__(self, other: Any) -> ConcatDataset:
+        return ConcatDataset([self, other])
 
 
 def _first_dim(t: Any) -> int | None:
@@ -123,6 +133,35 @@ class Subset(Dataset):
 
     def __len__(self) -> int:
         return len(self.indices)
+
+
+class ConcatDataset(Dataset):
+    """Data sets one after another (``dataset_a + dataset_b`` makes one).
+
+    Args:
+        datasets: map-style data sets.
+    """
+
+    def __init__(self, datasets: Iterable[Any]) -> None:
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise ValueError("datasets should not be an empty iterable")
+        self.cumulative_sizes = list(itertools.accumulate(len(d) for d in self.datasets))
+
+    def __len__(self) -> int:
+        return self.cumulative_sizes[-1]
+
+    def __getitem__(self, idx: int) -> Any:
+        n = len(self)
+        if idx < 0:
+            if -idx > n:
+                raise ValueError("absolute value of index should not exceed dataset length")
+            idx += n
+        if idx >= n:
+            raise IndexError(f"ConcatDataset: index {idx} is out of range for length {n}")
+        which = bisect.bisect_right(self.cumulative_sizes, idx)
+        start = 0 if which == 0 else self.cumulative_sizes[which - 1]
+        return self.datasets[which][idx - start]
 
 
 # ----------------------------------------------------------------------------- random keys
@@ -265,6 +304,86 @@ class RandomSampler(Sampler):
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+class SubsetRandomSampler(Sampler):
+    """The given indices, in a fresh random order on every pass.
+
+    Args:
+        indices: the indices to draw from.
+        generator: the source of randomness (see the module docstring).
+    """
+
+    def __init__(self, indices: Sequence[int], generator: Any = None) -> None:
+        self.indices = indices
+        self.generator = generator
+        self._keys = _KeySource(generator)
+
+    def __iter__(self) -> Iterator[int]:
+        order = _host_ints(frandom.permutation(self._keys.next_key(), len(self.indices)))
+        return iter([self.indices[i] for i in order])
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+class WeightedRandomSampler(Sampler):
+    """``num_samples`` indices drawn with probabilities proportional to ``weights``.
+
+    Args:
+        weights: one non-negative weight per example (need not sum to one).
+        num_samples: how many indices per pass.
+        replacement: draw with replacement (default); without, each index at most once.
+        generator: the source of randomness (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        weights: Sequence[float],
+        num_samples: int,
+        replacement: bool = True,
+        generator: Any = None,
+    ) -> None:
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples <= 0:
+            raise ValueError(
+                f"num_samples should be a positive integer value, but got num_samples={num_samples}"
+            )
+        w = weights.tolist() if isinstance(weights, Tensor) else list(weights)
+        if any(x < 0 for x in w) or not any(x > 0 for x in w):
+            raise ValueError(
+                "WeightedRandomSampler: weights must be non-negative with a positive sum"
+            )
+        if not replacement and num_samples > len(w):
+            raise ValueError(
+                f"WeightedRandomSampler: cannot draw {num_samples} samples without replacement "
+                f"from {len(w)} weights"
+            )
+        self.weights = w
+        self.num_samples = num_samples
+        self.replacement = replacement
+        self.generator = generator
+        self._keys = _KeySource(generator)
+
+    def __iter__(self) -> Iterator[int]:
+        probs = wrap(backend.from_numpy(np.asarray(self.weights, dtype=np.float64)))
+        key = self._keys.next_key()
+        return iter(
+            probs.multinomial(self.num_samples, self.replacement, generator=_OneKey(key)).tolist()
+        )
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+class _OneKey:
+    """A generator that hands out keys split off one given key."""
+
+    def __init__(self, key: Any) -> None:
+        self._key = key
+
+    def next_key(self) -> Any:
+        self._key, sub = frandom.split(self._key)
+        return sub
 
 
 class BatchSampler(Sampler):

@@ -1,4 +1,4 @@
-"""``funcnn_modules.nn.utils``: gradient clipping (written in ``clip_grad.py``)."""
+"""``funcnn_modules.nn.utils``: gradient clipping and parameter vectors."""
 
 from funcnn_modules.nn.utils.clip_grad import (
     clip_grad_norm,
@@ -7,6 +7,10 @@ from funcnn_modules.nn.utils.clip_grad import (
     clip_grads_with_norm_,
     get_total_norm,
 )
+from funcnn_modules.nn.utils.convert_parameters import (
+    parameters_to_vector,
+    vector_to_parameters,
+)
 
 __all__ = [
     "clip_grad_norm_",
@@ -14,4 +18,6 @@ __all__ = [
     "clip_grad_value_",
     "clip_grads_with_norm_",
     "get_total_norm",
+    "parameters_to_vector",
+    "vector_to_parameters",
 ]
