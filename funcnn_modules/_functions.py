@@ -14,6 +14,7 @@ import numpy as np
 
 from funcnn import backend
 from funcnn import numpy as fnp
+from funcnn.backend import get_num_threads, set_num_threads  # PyTorch's names and meaning
 from funcnn import random as frandom
 from funcnn.autodiff._core import strip
 from funcnn_modules import _dtypes, _random
@@ -128,6 +129,8 @@ __all__ = [
     "numel",
     "meshgrid",
     "broadcast_to",
+    "set_num_threads",
+    "get_num_threads",
     "use_deterministic_algorithms",
     "are_deterministic_algorithms_enabled",
     "tril",

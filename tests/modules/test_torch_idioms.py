@@ -132,3 +132,16 @@ def test_in_place_index_ops_keep_the_graph():
     np.testing.assert_array_equal(w.grad.numpy(), expected)
     with pytest.raises(RuntimeError, match="leaf Variable"):
         w.scatter_(1, torch.tensor([[0], [1], [2]]), 1.0)
+
+
+def test_set_num_threads_is_funcnns_setting():
+    import funcnn as fn
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert torch.get_num_threads() == fn.backend.get_num_threads() == 1
+        with pytest.raises(ValueError, match="set_num_threads: n must be an int >= 1, got 0"):
+            torch.set_num_threads(0)
+    finally:
+        torch.set_num_threads(before)
