@@ -14,9 +14,9 @@ import numpy as np
 
 from funcnn import backend
 from funcnn import numpy as fnp
-from funcnn.backend import get_num_threads, set_num_threads  # PyTorch's names and meaning
 from funcnn import random as frandom
 from funcnn.autodiff._core import strip
+from funcnn.backend import get_num_threads, set_num_threads  # PyTorch's names and meaning
 from funcnn_modules import _dtypes, _random
 from funcnn_modules.tensor import Tensor, _size_args, _to_device, as_array, unwrap, wrap
 
