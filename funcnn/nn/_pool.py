@@ -135,13 +135,33 @@ def _argmax_index(x: Any, geom: PoolGeom) -> Any:
 
 
 @primitive
-def _max_pool_scatter(g: Any, x: Any, *, geom: PoolGeom) -> Any:
-    """Each output's cotangent ``g`` added at its window's first maximum in ``x``."""
+def _max_pool_scatter(g: Any, x: Any, out: Any = None, *, geom: PoolGeom) -> Any:
+    """Each output's cotangent ``g`` added at its window's first maximum in ``x``.
+
+    With ``out`` (the pooled ``x``) free of NaN, the first maximum is the first window element
+    equal to it: a mask per window offset, and no argmax pass over the windows.
+    """
     xp = ns(g, x)
-    idx = _argmax_index(x, geom)
     buf = _zeros_padded(x, geom)
-    for k, (_, sl) in enumerate(_slices(geom)):
-        buf[sl] += xp.where(idx == k, g, 0.0)
+    if out is None or bool(xp.any(xp.isnan(out))):
+        idx = _argmax_index(x, geom)
+        for k, (_, sl) in enumerate(_slices(geom)):
+            buf[sl] += xp.where(idx == k, g, 0.0)
+        return _crop(buf, geom)
+    xpad = pad_const(x, geom.pads, -math.inf)
+    disjoint = all(s >= d * (k - 1) + 1 for k, s, d in zip(geom.kernel, geom.stride, geom.dilation))
+    free = None  # the outputs whose maximum has not been met yet
+    for _, sl in _slices(geom):
+        hit = xpad[sl] == out
+        if free is None:
+            free = xp.logical_not(hit)
+        else:
+            hit = xp.logical_and(hit, free)
+            free = xp.logical_and(free, xp.logical_not(hit))
+        if disjoint:  # windows do not overlap: each place of buf is written once
+            buf[sl] = xp.where(hit, g, 0.0)
+        else:
+            buf[sl] += xp.where(hit, g, 0.0)
     return _crop(buf, geom)
 
 
@@ -158,10 +178,12 @@ def _max_pool_gather(h: Any, x: Any, *, geom: PoolGeom) -> Any:
     return out
 
 
-_max_pool.defvjp(lambda g, ans, x, *, geom: _max_pool_scatter(g, x, geom=geom))
+_max_pool.defvjp(lambda g, ans, x, *, geom: _max_pool_scatter(g, x, ans, geom=geom))
 _max_pool_scatter.defvjp(
-    lambda h, ans, g, x, *, geom: _max_pool_gather(h, x, geom=geom),
-    lambda h, ans, g, x, *, geom: fnp.zeros_like(x),  # the argmax is locally constant in x
+    lambda h, ans, g, x, out=None, *, geom: _max_pool_gather(h, x, geom=geom),
+    # the argmax is locally constant in x (and in the pooled values that locate it)
+    lambda h, ans, g, x, out=None, *, geom: fnp.zeros_like(x),
+    lambda h, ans, g, x, out=None, *, geom: fnp.zeros_like(out),
 )
 _max_pool_gather.defvjp(
     lambda h, ans, g, x, *, geom: _max_pool_scatter(h, x, geom=geom),

@@ -359,3 +359,24 @@ def test_init_embedding_matches_torch_embedding():
     np.testing.assert_allclose(
         np.quantile(p["weight"], qs), np.quantile(layer.weight.detach().numpy(), qs), atol=0.05
     )
+
+
+@pytest.mark.parametrize(
+    "kernel, stride, padding", [(2, 2, 0), (3, 2, 1), (2, 1, 0)], ids=["tiled", "overlap", "dense"]
+)
+def test_max_pool_gradient_with_ties_and_nans_matches_torch(kernel, stride, padding):
+    """Ties (a ReLU's zeros, repeated values) send the gradient to the first maximum of each
+    window; a NaN in a window wins it, as in PyTorch (the gradient then finds the window's
+    maximum by an argmax pass instead of by equality with the output)."""
+    rng = np.random.default_rng(3)
+    x = np.maximum(np.round(rng.standard_normal((2, 3, 7, 6)), 0), 0.0)  # many ties
+    cot = rng.standard_normal(F.max_pool2d(torch.tensor(x), kernel, stride, padding).shape)
+    for with_nan in (False, True):
+        if with_nan:
+            x[0, 1, 2, 3] = x[1, 0, 5, 0] = x[1, 0, 5, 1] = np.nan
+        tx = torch.tensor(x, requires_grad=True)
+        (F.max_pool2d(tx, kernel, stride, padding) * torch.tensor(cot)).sum().backward()
+        g = fn.grad(
+            lambda a: fnp.sum(_pool.max_pool2d(a, kernel, stride=stride, padding=padding) * cot)
+        )(x)
+        np.testing.assert_allclose(g, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
