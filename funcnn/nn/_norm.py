@@ -323,6 +323,7 @@ def _check_param(fn: str, name: str, p: Any, shape: tuple, x: Any) -> None:
     got = _shape(p)
     if got != shape:
         raise ValueError(f"{fn}: {name} has shape {got} but x of shape {_shape(x)} needs {shape}")
+    backend.namespace(strip(p), strip(x))  # two backends: say so, not "two dtypes"
     if strip(p).dtype != strip(x).dtype:
         raise TypeError(
             f"{fn}: {name} has dtype {strip(p).dtype} but x has dtype {strip(x).dtype}; "

@@ -917,3 +917,18 @@ def test_dropout_on_strict_backend_stays_there_and_matches_numpy():
     y = D.dropout(key, backend.device_put(x, "strict"), p=0.4)
     assert backend.backend_name(y) == "strict"
     np.testing.assert_allclose(backend.to_numpy(y), D.dropout(key, x, p=0.4))
+
+
+@pytest.mark.parametrize("layer", ["batch_norm", "layer_norm", "group_norm"])
+def test_norm_mixing_backends_is_named_before_dtypes(layer):
+    """A NumPy weight with an input on the strict stand-in is a backend mix, not a dtype
+    mismatch (nor a dtype-comparison warning from array-api-strict)."""
+    x = backend.device_put(np.ones((4, 2, 3), dtype=np.float32), "strict")
+    p = {"weight": np.ones(2, np.float32), "bias": np.zeros(2, np.float32)}
+    calls = {
+        "batch_norm": lambda: N.batch_norm(p, None, x),
+        "layer_norm": lambda: N.layer_norm({"weight": np.ones(3, np.float32)}, x),
+        "group_norm": lambda: N.group_norm(p, x, 1),
+    }
+    with pytest.raises(TypeError, match="cannot mix arrays of two backends"):
+        calls[layer]()
