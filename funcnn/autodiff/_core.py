@@ -267,6 +267,11 @@ class Primitive:
         # Fast paths for one or two arguments holding raw arrays or boxes of one trace (nearly
         # every call); anything else (nested traces, more arguments, multiple results,
         # debug_nans) takes the general path, _record.
+        if kwargs:
+            for v in kwargs.values():
+                if type(v) is Box:  # an array argument given by name: make it positional
+                    args, kwargs = self._positional(args, kwargs)
+                    break
         n = len(args)
         if n == 1:
             a = args[0]
@@ -299,6 +304,31 @@ class Primitive:
             else:
                 return self.fun(a, b, **kwargs) if kwargs else self.fun(a, b)
         return self._record(args, kwargs)
+
+    def _positional(self, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        """``(args, kwargs)`` with every keyword argument that names a positional parameter of
+        the function moved into place, so that a traced array passed by name is differentiated
+        (keyword arguments are otherwise static options)."""
+        import inspect
+
+        params = list(inspect.signature(self.fun).parameters.values())
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        args, kwargs = list(args), dict(kwargs)
+        for p in positional[len(args) :]:
+            if p.name in kwargs:
+                args.append(kwargs.pop(p.name))
+            elif p.default is not p.empty and any(type(v) is Box for v in kwargs.values()):
+                args.append(p.default)  # a later parameter is traced: fill the gap
+            else:
+                break
+        for k, v in kwargs.items():
+            if type(v) is Box:
+                raise TypeError(
+                    f"{self.name}: argument {k!r} is being differentiated but is an option "
+                    "(keyword-only), which a primitive treats as a constant; pass an array "
+                    "argument in its place"
+                )
+        return tuple(args), kwargs
 
     def _record(self, args: tuple, kwargs: dict) -> Any:
         """The general call: boxes of any traces among any number of arguments."""

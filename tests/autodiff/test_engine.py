@@ -261,3 +261,23 @@ def test_backward_takes_any_object_with_a_vjp_method_as_a_nodes_primitive():
     leaves = backward([(z._node, np.array(1.0))])
     np.testing.assert_allclose(rec.seen[0], [6.0, 12.0])
     np.testing.assert_allclose(leaves[x._node], [18.0, 36.0])
+
+
+def test_traced_arrays_passed_by_name_are_differentiated():
+    from funcnn import nn
+    from funcnn.autodiff._core import primitive
+
+    x = np.array([1.0, -2.0, 3.0])
+    np.testing.assert_allclose(fn.grad(lambda h: fnp.sum(nn.relu(x=h)))(x), [1.0, 0.0, 1.0])
+    np.testing.assert_allclose(fn.grad(lambda h: fnp.sum(fnp.exp(x=h)))(x), np.exp(x))
+    np.testing.assert_allclose(
+        fn.grad(lambda h: fnp.sum(fnp.tanh(x=h) * 2.0))(x), 2 / np.cosh(x) ** 2
+    )
+
+    @primitive
+    def scale(x, *, factor):
+        return x * factor
+
+    scale.defvjp(lambda g, ans, x, *, factor: g * factor)
+    with pytest.raises(TypeError, match="scale: argument 'factor' is being differentiated"):
+        fn.grad(lambda f: fnp.sum(scale(x, factor=f)))(2.0)
