@@ -28,6 +28,17 @@ settings.register_profile("thorough", deadline=None, max_examples=200)
 settings.load_profile("ci")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """PyTorch on one thread for a module of tests on tiny tensors (its thread pool only adds
+    overhead there, much of it on a busy machine); the setting is restored afterwards."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # ----------------------------------------------------------------------------- backends
 
 

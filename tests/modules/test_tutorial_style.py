@@ -15,17 +15,9 @@ import funcnn_modules
 
 torch_ = pytest.importorskip("torch")
 
-pytestmark = pytest.mark.parity
+pytestmark = [pytest.mark.parity, pytest.mark.usefixtures("one_torch_thread")]
 
 RTOL = 1e-4  # float32, after a few dozen optimiser steps
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    threads = torch_.get_num_threads()
-    torch_.set_num_threads(1)
-    yield
-    torch_.set_num_threads(threads)
 
 
 def _data(n=96, d=20, classes=4, seed=0):

@@ -19,18 +19,13 @@ import torch
 
 import funcnn_modules as fm
 
-pytestmark = [pytest.mark.parity, pytest.mark.filterwarnings("ignore:enable_nested_tensor is True")]
+pytestmark = [
+    pytest.mark.parity,
+    pytest.mark.usefixtures("one_torch_thread"),
+    pytest.mark.filterwarnings("ignore:enable_nested_tensor is True"),
+]
 
 RTOL = {"float32": 2e-5, "float64": 1e-9}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small models: PyTorch's thread pool only adds contention on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def make_model(lib):

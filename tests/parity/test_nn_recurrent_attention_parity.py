@@ -25,23 +25,13 @@ import funcnn as fn
 from funcnn import numpy as fnp
 from funcnn.nn import _attention, _recurrent, _transformer
 
-pytestmark = pytest.mark.parity
+pytestmark = [pytest.mark.parity, pytest.mark.usefixtures("one_torch_thread")]
 
 DTYPES = {
     "float64": (np.float64, torch.float64, 1e-7),
     "float32": (np.float32, torch.float32, 1e-5),
 }
 BOTH = list(DTYPES)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """These tensors are tiny: PyTorch's thread pool only adds overhead (much of it on a busy
-    machine), so run it on one thread here and restore the setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _assert_close(ours, ref, rtol, what):
