@@ -47,6 +47,7 @@ from funcnn_modules._grad_mode import (
 )
 from funcnn_modules._random import (
     Generator,
+    default_generator,
     get_rng_state,
     initial_seed,
     manual_seed,
@@ -115,6 +116,7 @@ __all__ = [
     "is_grad_enabled",
     "inference_mode",
     "manual_seed",
+    "default_generator",
     "Generator",
     "seed",
     "initial_seed",

@@ -14,6 +14,7 @@ from funcnn import random as frandom
 
 __all__ = [
     "Generator",
+    "default_generator",
     "manual_seed",
     "seed",
     "initial_seed",
@@ -22,50 +23,6 @@ __all__ = [
     "get_rng_state",
     "set_rng_state",
 ]
-
-_STATE: dict[str, Any] = {"seed": int(time.time_ns() % (2**63)), "key": None}
-
-
-def manual_seed(seed: int) -> Any:
-    """Seed the global generator (like ``torch.manual_seed``); returns ``None``-like self handle."""
-    seed = int(seed)
-    _STATE["seed"] = seed
-    _STATE["key"] = frandom.key(seed)
-    return None
-
-
-def seed() -> int:
-    """Seed the global generator non-deterministically and return the seed."""
-    s = int(time.time_ns() % (2**63))
-    manual_seed(s)
-    return s
-
-
-def initial_seed() -> int:
-    """The seed last set."""
-    return _STATE["seed"]
-
-
-def next_key() -> Any:
-    """A fresh key split off the global generator."""
-    key = _STATE["key"]
-    if key is None:
-        key = frandom.key(_STATE["seed"])
-    key, sub = frandom.split(key)
-    _STATE["key"] = key
-    return sub
-
-
-def get_rng_state() -> Any:
-    """The generator's current key (a uint32 array of shape (2,))."""
-    key = _STATE["key"]
-    return frandom.key(_STATE["seed"]) if key is None else key
-
-
-def set_rng_state(state: Any) -> None:
-    """Restore a key returned by :func:`get_rng_state`."""
-    _STATE["key"] = state
-
 
 class Generator:
     """A random generator of its own (like ``torch.Generator``), for ``generator=`` arguments.
@@ -93,17 +50,50 @@ class Generator:
 
     def next_key(self) -> Any:
         """A fresh key split off this generator."""
-        key = self._key if self._key is not None else frandom.key(self._seed)
-        key, sub = frandom.split(key)
+        key, sub = frandom.split(self.get_state())
         self._key = key
         return sub
 
     def get_state(self) -> Any:
+        """The current key (a uint32 array of shape (2,))."""
         return self._key if self._key is not None else frandom.key(self._seed)
 
     def set_state(self, state: Any) -> Generator:
         self._key = state
         return self
+
+
+default_generator = Generator()
+
+
+def manual_seed(seed: int) -> Generator:
+    """Seed the global generator (like ``torch.manual_seed``); returns it."""
+    return default_generator.manual_seed(seed)
+
+
+def seed() -> int:
+    """Seed the global generator non-deterministically and return the seed."""
+    return default_generator.seed()
+
+
+def initial_seed() -> int:
+    """The seed last set."""
+    return default_generator.initial_seed()
+
+
+def next_key() -> Any:
+    """A fresh key split off the global generator."""
+    return default_generator.next_key()
+
+
+def get_rng_state() -> Any:
+    """The global generator's current key (a uint32 array of shape (2,))."""
+    return default_generator.get_state()
+
+
+def set_rng_state(state: Any) -> None:
+    """Restore a key returned by :func:`get_rng_state`."""
+    default_generator.set_state(state)
 
 
 def key_from(generator: Any) -> Any:

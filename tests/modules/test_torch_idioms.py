@@ -145,3 +145,15 @@ def test_set_num_threads_is_funcnns_setting():
             torch.set_num_threads(0)
     finally:
         torch.set_num_threads(before)
+
+
+def test_manual_seed_returns_the_default_generator():
+    g = torch.manual_seed(3)
+    assert g is torch.default_generator and g.initial_seed() == torch.initial_seed() == 3
+    a = torch.randn(4)
+    torch.default_generator.manual_seed(3)
+    np.testing.assert_array_equal(torch.randn(4).numpy(), a.numpy())
+    state = torch.get_rng_state()
+    b = torch.rand(3)
+    torch.set_rng_state(state)
+    np.testing.assert_array_equal(torch.rand(3).numpy(), b.numpy())
