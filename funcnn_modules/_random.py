@@ -24,6 +24,7 @@ __all__ = [
     "set_rng_state",
 ]
 
+
 class Generator:
     """A random generator of its own (like ``torch.Generator``), for ``generator=`` arguments.
 
