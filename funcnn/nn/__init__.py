@@ -7,17 +7,26 @@ Every layer matches PyTorch's numbers, forward and gradient.
 
 from funcnn.nn import init
 from funcnn.nn._activations import (
+    celu,
     elu,
     gelu,
+    glu,
+    hardsigmoid,
+    hardswish,
     hardtanh,
     leaky_relu,
     log_sigmoid,
     log_softmax,
+    mish,
+    prelu,
     relu,
+    selu,
     sigmoid,
     silu,
     softmax,
+    softmin,
     softplus,
+    softsign,
     tanh,
 )
 from funcnn.nn._attention import multi_head_attention, scaled_dot_product_attention
@@ -55,6 +64,7 @@ from funcnn.nn._pool import (
     max_pool3d,
 )
 from funcnn.nn._recurrent import gru, gru_step, lstm, lstm_step, rnn, rnn_step
+from funcnn.nn._resample import interpolate
 from funcnn.nn._transformer import transformer_decoder_layer, transformer_encoder_layer
 
 __all__ = [
@@ -103,6 +113,16 @@ __all__ = [
     "softplus",
     "hardtanh",
     "log_sigmoid",
+    "hardsigmoid",
+    "hardswish",
+    "mish",
+    "selu",
+    "celu",
+    "softsign",
+    "softmin",
+    "glu",
+    "prelu",
+    "interpolate",
     "cross_entropy",
     "nll_loss",
     "mse_loss",

@@ -33,6 +33,15 @@ __all__ = [
     "softplus",
     "hardtanh",
     "log_sigmoid",
+    "hardsigmoid",
+    "hardswish",
+    "mish",
+    "selu",
+    "celu",
+    "softsign",
+    "softmin",
+    "glu",
+    "prelu",
     "aux_primitive",
 ]
 
@@ -503,3 +512,206 @@ def log_softmax(x: Any, axis: int = -1) -> Any:
     """
     axis = _axis(x, axis, "log_softmax")
     return x - fnp.logsumexp(x, axis=axis, keepdims=True)
+
+
+def softmin(x: Any, axis: int = -1) -> Any:
+    """``softmax(-x)`` along ``axis`` (``torch.nn.functional.softmin``).
+
+    Args:
+        x: any shape with at least one dimension.
+        axis: the axis to normalise (PyTorch's ``dim``).
+    Returns:
+        same shape and dtype as ``x``; sums to 1 along ``axis``.
+
+    See also: ``funcnn_modules.nn.Softmin``.
+    """
+    return _softmax(-x, axis=_axis(x, axis, "softmin"))
+
+
+# ----------------------------------------------------------------------------- more of torch's
+
+
+def hardsigmoid(x: Any) -> Any:
+    """``clip(x + 3, 0, 6) / 6``; the gradient is ``1/6`` on ``(-3, 3)`` and 0 elsewhere (PyTorch).
+
+    Args:
+        x: any shape.
+    Returns:
+        same shape and dtype as ``x``, in [0, 1].
+
+    See also: ``funcnn_modules.nn.Hardsigmoid``.
+    """
+    return _hardtanh(x + 3.0, min_val=0.0, max_val=6.0) / 6.0
+
+
+@primitive
+def _hardswish(x: Any) -> Any:
+    return x * ns(x).clip(x + 3.0, min=0.0, max=6.0) / 6.0
+
+
+def _hardswish_vjp(g: Any, ans: Any, x: Any) -> Any:
+    # PyTorch's rule: 0 up to -3, x / 3 + 1/2 on (-3, 3), 1 from 3 on
+    low = _mask(x <= -3.0, g)
+    high = _mask(x >= 3.0, g)
+    return g * ((1.0 - low - high) * (x / 3.0 + 0.5) + high)
+
+
+_hardswish.defvjp(_hardswish_vjp)
+
+
+def hardswish(x: Any) -> Any:
+    """``x * clip(x + 3, 0, 6) / 6``, with PyTorch's gradient (0 at -3, ``x / 3 + 1/2``, 1 at 3).
+
+    Args:
+        x: any shape.
+    Returns:
+        same shape and dtype as ``x``.
+
+    See also: ``funcnn_modules.nn.Hardswish``.
+    """
+    return _hardswish(x)
+
+
+def mish(x: Any) -> Any:
+    """``x * tanh(softplus(x))``.
+
+    Args:
+        x: any shape.
+    Returns:
+        same shape and dtype as ``x``.
+
+    See also: ``funcnn_modules.nn.Mish``.
+    """
+    return x * tanh(softplus(x))
+
+
+@primitive
+def _scaled_elu(x: Any, alpha: float, scale: float, input_scale: float) -> Any:
+    # PyTorch's elu kernel: scale * x for x > 0, alpha * scale * (exp(input_scale * x) - 1) else
+    xp = ns(x)
+    return xp.maximum(x, 0) * scale + (alpha * scale) * xp.expm1(xp.minimum(x, 0) * input_scale)
+
+
+def _scaled_elu_vjp(
+    g: Any, ans: Any, x: Any, alpha: float, scale: float, input_scale: float
+) -> Any:
+    pos = _mask(x > 0, g)
+    neg = (alpha * scale * input_scale) * fnp.exp(fnp.minimum(x, 0.0) * input_scale)
+    return g * (pos * scale + (1.0 - pos) * neg)
+
+
+_scaled_elu.defvjp(_scaled_elu_vjp)
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(x: Any) -> Any:
+    """``scale * elu(x, alpha)`` with the self-normalising constants (alpha ~1.6733, scale ~1.0507).
+
+    The gradient at 0 is ``alpha * scale``, as in PyTorch.
+
+    Args:
+        x: any shape.
+    Returns:
+        same shape and dtype as ``x``.
+
+    See also: ``funcnn_modules.nn.SELU``.
+    """
+    return _scaled_elu(x, alpha=_SELU_ALPHA, scale=_SELU_SCALE, input_scale=1.0)
+
+
+def celu(x: Any, alpha: float = 1.0) -> Any:
+    """``x`` where ``x > 0``, else ``alpha * (exp(x / alpha) - 1)`` (gradient at 0: 1).
+
+    Args:
+        x: any shape.
+        alpha: non-zero.
+    Returns:
+        same shape and dtype as ``x``.
+
+    See also: ``funcnn_modules.nn.CELU``.
+    """
+    if alpha == 0:
+        raise ValueError("celu: alpha must be non-zero (it divides x), got 0")
+    alpha = float(alpha)
+    return _scaled_elu(x, alpha=alpha, scale=1.0, input_scale=1.0 / alpha)
+
+
+def softsign(x: Any) -> Any:
+    """``x / (1 + |x|)``.
+
+    Args:
+        x: any shape.
+    Returns:
+        same shape and dtype as ``x``, in (-1, 1).
+
+    See also: ``funcnn_modules.nn.Softsign``.
+    """
+    return x / (fnp.abs(x) + 1.0)
+
+
+def glu(x: Any, axis: int = -1) -> Any:
+    """Gated linear unit: ``a * sigmoid(b)`` where ``a, b`` are the halves of ``x`` along ``axis``.
+
+    Args:
+        x: any shape whose ``axis`` has even length.
+        axis: the axis to halve (PyTorch's ``dim``).
+    Returns:
+        ``x``'s shape with ``axis`` halved; ``x``'s dtype.
+
+    See also: ``funcnn_modules.nn.GLU``.
+    """
+    shape = tuple(strip(x).shape)
+    if not shape:
+        raise ValueError("glu: x must have at least one dimension to halve, got a 0-d array")
+    axis = normalize_axis(axis, len(shape), "glu")
+    if shape[axis] % 2:
+        raise ValueError(
+            f"glu: axis {axis} of x (shape {shape}) has odd length {shape[axis]}; "
+            "the halved axis must have even length"
+        )
+    a, b = fnp.split(x, 2, axis=axis)
+    return a * sigmoid(b)
+
+
+def prelu(x: Any, weight: Any) -> Any:
+    """``x`` where ``x > 0``, else ``weight * x``, with one slope or one per channel (axis 1).
+
+    Args:
+        x: any shape; channels on axis 1 when ``x`` has two or more dimensions.
+        weight: the slopes, an array of shape () or (1,), or (C,) with ``C = x.shape[1]``;
+            or a params dict ``{"weight": ...}`` (as ``funcnn_modules.nn.PReLU`` stores it).
+    Returns:
+        same shape and dtype as ``x``. The gradient at 0 is ``weight`` (PyTorch's).
+
+    See also: ``funcnn_modules.nn.PReLU``.
+    """
+    if isinstance(weight, dict):
+        if set(weight) != {"weight"}:
+            raise ValueError(f"prelu: params must be {{'weight': ...}}, got keys {sorted(weight)}")
+        weight = weight["weight"]
+    rx, rw = strip(x), strip(weight)
+    ns(rx, rw)  # a backend mix is named before anything else
+    if rw.ndim > 1:
+        raise ValueError(
+            f"prelu: weight must be a scalar or 1-D array, got shape {tuple(rw.shape)}"
+        )
+    if rx.dtype != rw.dtype:
+        raise TypeError(
+            f"prelu: x has dtype {_dtype_name(rx)} but weight has dtype {_dtype_name(rw)}; "
+            "they must match (cast one with fnp.astype)"
+        )
+    numel = backend.prod(tuple(rw.shape))
+    if numel != 1:
+        channels = rx.shape[1] if rx.ndim > 1 else 1
+        if rx.ndim == 0 or channels != numel:
+            raise ValueError(
+                f"prelu: weight has {numel} slopes but x (shape {tuple(rx.shape)}) has "
+                f"{channels if rx.ndim else 'no'} channels; weight must have 1 slope or "
+                "x.shape[1]"
+            )
+    if rx.ndim != rw.ndim:
+        bshape = (1, numel) + (1,) * (rx.ndim - 2) if rx.ndim > 1 else (1,) * rx.ndim
+        weight = fnp.reshape(weight, bshape)
+    return fnp.where(x > 0, x, weight * x)

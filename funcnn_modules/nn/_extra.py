@@ -1,6 +1,8 @@
 """More torch.nn layers: activations, padding, resizing and metric losses.
 
-Each ``forward`` is one ``nn.functional`` call; those are compositions of funcnn ops.
+Each ``forward`` is one ``nn.functional`` call. The activations and ``Upsample`` go on to one
+``funcnn.nn`` call each (the math and its gradient live there); padding and the metric losses
+are compositions of funcnn ops.
 """
 
 from __future__ import annotations

@@ -903,66 +903,57 @@ def dropout3d(
 
 
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
-    """``relu6(x + 3) / 6``."""
-    out = relu6(input + 3.0) * (1.0 / 6.0)
-    return input._assign(out._data) if inplace else out
+    """``clip(x + 3, 0, 6) / 6``. See also: ``funcnn.nn.hardsigmoid``."""
+    return _act(_fnn.hardsigmoid, input, inplace)
 
 
 def hardswish(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
-    """``x * relu6(x + 3) / 6``."""
-    out = input * hardsigmoid(input)
-    return input._assign(out._data) if inplace else out
+    """``x * clip(x + 3, 0, 6) / 6``. See also: ``funcnn.nn.hardswish``."""
+    return _act(_fnn.hardswish, input, inplace)
 
 
 def mish(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
-    """``x * tanh(softplus(x))``."""
-    out = input * tanh(softplus(input))
-    return input._assign(out._data) if inplace else out
-
-
-_SELU_ALPHA = 1.6732632423543772848170429916717
-_SELU_SCALE = 1.0507009873554804934193349852946
+    """``x * tanh(softplus(x))``. See also: ``funcnn.nn.mish``."""
+    return _act(_fnn.mish, input, inplace)
 
 
 def selu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
-    """``scale * elu(x, alpha)`` with the self-normalising constants."""
-    out = elu(input, _SELU_ALPHA) * _SELU_SCALE
-    return input._assign(out._data) if inplace else out
+    """``scale * elu(x, alpha)`` with the self-normalising constants. See ``funcnn.nn.selu``."""
+    return _act(_fnn.selu, input, inplace)
 
 
 def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:  # noqa: A002
-    """``max(0, x) + min(0, alpha * (exp(x / alpha) - 1))``."""
-    out = elu(input * (1.0 / alpha), 1.0) * alpha
-    return input._assign(out._data) if inplace else out
+    """``max(0, x) + min(0, alpha * (exp(x / alpha) - 1))``. See also: ``funcnn.nn.celu``."""
+    return _act(_fnn.celu, input, inplace, alpha=alpha)
 
 
 def softsign(input: Tensor) -> Tensor:  # noqa: A002
-    """``x / (1 + |x|)``."""
-    return input / (input.abs() + 1.0)
+    """``x / (1 + |x|)``. See also: ``funcnn.nn.softsign``."""
+    return _act(_fnn.softsign, input)
 
 
 def softmin(
     input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: Any = None
 ) -> Tensor:  # noqa: A002
-    """``softmax(-x)`` along ``dim``."""
-    return softmax(-input, dim, dtype=dtype)
+    """``softmax(-x)`` along ``dim`` (PyTorch's legacy choice of dim when None)."""
+    x = input if dtype is None else input.to(dtype)
+    return _act(_fnn.softmin, x, axis=_softmax_dim(x.ndim) if dim is None else dim)
 
 
 def glu(input: Tensor, dim: int = -1) -> Tensor:  # noqa: A002
     """Gated linear unit: the first half of ``dim`` times the sigmoid of the second half."""
-    n = input.shape[dim]
-    if n % 2:
-        raise RuntimeError(f"glu: halving dimension must be even, but dimension {dim} is size {n}")
-    a, b = input.split(n // 2, dim)
-    return a * sigmoid(b)
+    if input.ndim == 0:  # PyTorch's exception type for these misuses
+        raise RuntimeError("glu does not support scalars because halving size must be even")
+    if input.shape[dim] % 2:
+        raise RuntimeError(
+            f"glu: halving dimension must be even, but dimension {dim} is size {input.shape[dim]}"
+        )
+    return _act(_fnn.glu, input, axis=dim)
 
 
 def prelu(input: Tensor, weight: Tensor) -> Tensor:  # noqa: A002
-    """``max(0, x) + weight * min(0, x)``; ``weight`` has 1 or C (= ``input.shape[1]``) entries."""
-    w = weight
-    if input.ndim >= 2 and weight.numel() > 1:
-        w = weight.reshape((1, -1) + (1,) * (input.ndim - 2))
-    return relu(input) - w * relu(-input)
+    """``x`` where ``x > 0``, else ``weight * x``; ``weight`` has 1 or C (= ``input.shape[1]``) entries."""
+    return wrap(_fnn.prelu(unwrap(input), unwrap(weight)))
 
 
 def pairwise_distance(
@@ -1017,36 +1008,6 @@ def _reduce(loss: Tensor, reduction: str, fn: str) -> Tensor:
     raise ValueError(f"{fn}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
-_INTERP_MODES = ("nearest", "linear", "bilinear", "trilinear")
-
-
-def _interp_axis(
-    x: Tensor, axis: int, out_size: int, scale: float | None, mode: str, align: bool
-) -> Tensor:
-    """Resample one spatial axis (separable interpolation), by index gathers and a blend."""
-    raw = x._value
-    n_in = raw.shape[axis]
-    o = backend.arange(out_size, like=raw)
-    o = fnp.astype(o, "float64")
-    # PyTorch's ratio: the user's scale_factor when given (and not recomputed), else the sizes.
-    ratio = (1.0 / scale) if scale is not None else n_in / out_size
-    if mode == "nearest":
-        idx = fnp.minimum(fnp.floor(o * ratio), n_in - 1)
-        return x.index_select(axis, fnp.astype(idx, "int64"))
-    if align:
-        src = o * ((n_in - 1) / (out_size - 1)) if out_size > 1 else o * 0.0
-    else:
-        src = fnp.maximum((o + 0.5) * ratio - 0.5, 0.0)
-    i0 = fnp.minimum(fnp.floor(src), n_in - 1)
-    i1 = fnp.minimum(i0 + 1.0, n_in - 1)
-    lam = wrap(fnp.astype(src - i0, raw.dtype)).reshape(
-        tuple(-1 if d == axis else 1 for d in range(raw.ndim))
-    )
-    a = x.index_select(axis, fnp.astype(i0, "int64"))
-    b = x.index_select(axis, fnp.astype(i1, "int64"))
-    return a + (b - a) * lam
-
-
 def interpolate(
     input: Tensor,  # noqa: A002
     size: Any = None,
@@ -1058,45 +1019,21 @@ def interpolate(
 ) -> Tensor:
     """Resize the spatial dimensions of an (N, C, ...) input.
 
-    Modes ``"nearest"``, ``"linear"``, ``"bilinear"``, ``"trilinear"`` (PyTorch's index rules,
-    including ``align_corners``); give exactly one of ``size`` and ``scale_factor``.
+    Modes ``"nearest"``, ``"nearest-exact"``, ``"linear"``, ``"bilinear"``, ``"trilinear"`` and
+    ``"area"`` (PyTorch's index rules, including ``align_corners``); give exactly one of
+    ``size`` and ``scale_factor``. See also: ``funcnn.nn.interpolate``, :class:`nn.Upsample`.
     """
-    if mode not in _INTERP_MODES:
-        raise NotImplementedError(
-            f"interpolate: mode {mode!r} is not supported; expected one of {', '.join(_INTERP_MODES)}"
+    return wrap(
+        _fnn.interpolate(
+            unwrap(input),
+            size,
+            scale_factor,
+            mode=mode,
+            align_corners=align_corners,
+            recompute_scale_factor=recompute_scale_factor,
+            antialias=antialias,
         )
-    if antialias:
-        raise NotImplementedError("interpolate: antialias=True is not supported")
-    if mode == "nearest" and align_corners is not None:
-        raise ValueError(
-            "align_corners option can only be set with the interpolating modes: "
-            "linear | bilinear | bicubic | trilinear"
-        )
-    spatial = input.ndim - 2
-    if spatial < 1:
-        raise ValueError(
-            f"interpolate: input must be (N, C, ...) with spatial dims, got {tuple(input.shape)}"
-        )
-    if (size is None) == (scale_factor is None):
-        raise ValueError("interpolate: only one of size or scale_factor should be defined")
-    in_sizes = tuple(input.shape[2:])
-    if size is not None:
-        sizes = (size,) * spatial if isinstance(size, int) else tuple(size)
-        scales: tuple = (None,) * spatial
-    else:
-        factors = (
-            (scale_factor,) * spatial
-            if isinstance(scale_factor, (int, float))
-            else tuple(scale_factor)
-        )
-        sizes = tuple(int(n * f) for n, f in zip(in_sizes, factors))
-        scales = (None,) * spatial if recompute_scale_factor else tuple(float(f) for f in factors)
-    if len(sizes) != spatial:
-        raise ValueError(f"interpolate: got {len(sizes)} output sizes for {spatial} spatial dims")
-    out = input
-    for k in range(spatial):
-        out = _interp_axis(out, 2 + k, int(sizes[k]), scales[k], mode, bool(align_corners))
-    return out
+    )
 
 
 def upsample(
