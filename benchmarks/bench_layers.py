@@ -11,9 +11,10 @@ Cases (PyTorch's module in brackets):
 funcnn: ``fn.value_and_grad`` of ``sum(out * cotangent)`` with respect to the input and the
 parameters. PyTorch: the same scalar, forward then ``backward`` (gradients cleared between
 repeats), so both libraries do the same arithmetic. Both use the same number of threads
-(``--threads``, default all cores: OpenBLAS through threadpoolctl when installed,
-``torch.set_num_threads``). Each time is the best (min) of ``--repeat`` runs after warm-up, the
-two libraries taking turns; the ratio is funcnn / PyTorch (lower is better).
+(``--threads``, default all cores: ``fn.backend.set_num_threads``, for OpenBLAS and funcnn's
+own split kernels, and ``torch.set_num_threads``). Each time is the best (min) of ``--repeat``
+runs after warm-up, the two libraries taking turns; the ratio is funcnn / PyTorch (lower is
+better).
 
 On a machine shared with other jobs, multi-threaded timings are unreliable (the BLAS threads
 of one call wait for each other while the machine is busy); ``--threads 1 --clock cpu`` (this
@@ -361,6 +362,7 @@ def main(argv: list[str] | None = None) -> None:
 
         torch.set_num_threads(args.threads)
         env = Env(args.device)
+        env.fn.backend.set_num_threads(args.threads)  # the BLAS and funcnn's own kernels
         clock = time.perf_counter if args.clock == "wall" else time.process_time
         print(
             f"device {args.device}, {args.threads} thread(s), float32, best of {args.repeat} "

@@ -232,6 +232,7 @@ def main() -> None:
     )
     clock = time.process_time if use_cpu_clock else time.perf_counter
 
+    fn.backend.set_num_threads(args.threads)  # the BLAS and funcnn's own kernels
     try:
         import torch
     except ImportError:

@@ -215,6 +215,7 @@ def main() -> None:
         _cuda_or_exit(torch)
     if torch is not None:
         torch.set_num_threads(args.threads)
+    fm.set_num_threads(args.threads)  # the BLAS and funcnn's own kernels
     use_cpu_clock = args.clock == "cpu" or (
         args.clock == "auto" and dev == "cpu" and args.threads == 1
     )
