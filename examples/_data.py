@@ -206,7 +206,7 @@ def parser(
         "--threads",
         type=int,
         default=1,
-        help="BLAS threads (default 1: the small matrices here run fastest on one)",
+        help="CPU threads, BLAS and funcnn's own (default 1: these small models run fastest on one)",
     )
     if images:
         p.add_argument("--dataset", default="digits", choices=DATASETS)
