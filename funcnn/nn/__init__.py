@@ -29,6 +29,11 @@ from funcnn.nn._activations import (
     softsign,
     tanh,
 )
+from funcnn.nn._adaptive_max_pool import (
+    adaptive_max_pool1d,
+    adaptive_max_pool2d,
+    adaptive_max_pool3d,
+)
 from funcnn.nn._attention import multi_head_attention, scaled_dot_product_attention
 from funcnn.nn._conv import (
     conv1d,
@@ -39,6 +44,7 @@ from funcnn.nn._conv import (
     conv_transpose3d,
 )
 from funcnn.nn._dropout import dropout, dropout_mask
+from funcnn.nn._instance_norm import instance_norm
 from funcnn.nn._linear import embedding, linear
 from funcnn.nn._losses import (
     binary_cross_entropy,
@@ -86,9 +92,13 @@ __all__ = [
     "adaptive_avg_pool1d",
     "adaptive_avg_pool2d",
     "adaptive_avg_pool3d",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool3d",
     "batch_norm",
     "layer_norm",
     "group_norm",
+    "instance_norm",
     "dropout",
     "dropout_mask",
     "rnn_step",

@@ -29,6 +29,7 @@ from funcnn.nn._init_generic import (
     xavier_uniform,
     zeros,
 )
+from funcnn.nn._instance_norm import init_instance_norm as instance_norm
 from funcnn.nn._linear import init_embedding as embedding
 from funcnn.nn._linear import init_linear as linear
 from funcnn.nn._norm import init_batch_norm as batch_norm
@@ -91,6 +92,7 @@ __all__ = [
     "batch_norm",
     "layer_norm",
     "group_norm",
+    "instance_norm",
     "rnn_cell",
     "lstm_cell",
     "gru_cell",

@@ -1,21 +1,24 @@
-"""More torch.nn layers: activations, padding, resizing and metric losses.
+"""More torch.nn layers: activations, padding, resizing, metric losses, instance norm and
+adaptive max pooling.
 
-Each ``forward`` is one ``nn.functional`` call. The activations and ``Upsample`` go on to one
-``funcnn.nn`` call each (the math and its gradient live there); padding and the metric losses
-are compositions of funcnn ops.
+Each ``forward`` is one ``nn.functional`` call. The activations, ``Upsample``, the
+``InstanceNorm`` and ``AdaptiveMaxPool`` layers go on to one ``funcnn.nn`` call each (the math
+and its gradient live there); padding and the metric losses are compositions of funcnn ops.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from funcnn_modules import _functions
+from funcnn_modules import _fnn, _functions
 from funcnn_modules.nn import functional as F
+from funcnn_modules.nn._common import float_dtype, place, set_params
 from funcnn_modules.nn._loss import _Loss
 from funcnn_modules.nn._module import Module
 from funcnn_modules.nn._parameter import Parameter
-from funcnn_modules.tensor import Tensor
+from funcnn_modules.tensor import Tensor, wrap
 
 __all__ = [
     "PReLU",
@@ -41,6 +44,12 @@ __all__ = [
     "TripletMarginLoss",
     "MarginRankingLoss",
     "CosineEmbeddingLoss",
+    "InstanceNorm1d",
+    "InstanceNorm2d",
+    "InstanceNorm3d",
+    "AdaptiveMaxPool1d",
+    "AdaptiveMaxPool2d",
+    "AdaptiveMaxPool3d",
 ]
 
 
@@ -353,3 +362,176 @@ class CosineEmbeddingLoss(_Loss):
 
     def forward(self, input1: Tensor, input2: Tensor, target: Tensor) -> Tensor:
         return F.cosine_embedding_loss(input1, input2, target, self.margin, self.reduction)
+
+
+# ----------------------------------------------------------------------------- instance norm
+
+_STATE = ("running_mean", "running_var", "num_batches_tracked")
+
+
+class _InstanceNorm(Module):
+    _no_batch_dim = 2  # the rank of an unbatched input: (C, *spatial)
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = False,
+        track_running_stats: bool = False,
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        params, state = _fnn.init.instance_norm(
+            num_features,
+            affine=affine,
+            track_running_stats=track_running_stats,
+            dtype=float_dtype(dtype),
+        )
+        if affine and not bias:
+            params.pop("bias")
+        if not affine:
+            self.register_parameter("weight", None)
+        if not affine or not bias:
+            self.register_parameter("bias", None)
+        set_params(self, params, device)
+        for name in _STATE:
+            self.register_buffer(name, None if state is None else wrap(place(state[name], device)))
+
+    def reset_running_stats(self) -> None:
+        """Running mean 0, running variance 1, no batches counted."""
+        if self.track_running_stats:
+            _, state = _fnn.init.instance_norm(
+                self.num_features,
+                track_running_stats=True,
+                dtype=self.running_mean._value.dtype,
+            )
+            for name in _STATE:
+                getattr(self, name)._set_value(place(state[name], self.running_mean.device))
+
+    def reset_parameters(self) -> None:
+        """Running statistics reset; weight ones and bias zeros."""
+        self.reset_running_stats()
+        if self.affine:
+            params, _ = _fnn.init.instance_norm(
+                self.num_features, affine=True, dtype=self.weight._value.dtype
+            )
+            if self.bias is None:
+                params.pop("bias")
+            set_params(self, params, self.weight.device)
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        """Normalise each sample's channels over their spatial axes (instance statistics in
+        training, or always without running statistics; the running ones in eval).
+
+        See also: ``funcnn.nn.instance_norm``.
+        """
+        nb = self._no_batch_dim
+        if input.ndim not in (nb, nb + 1):
+            raise ValueError(f"expected {nb}D or {nb + 1}D input (got {input.ndim}D input)")
+        feature_dim = input.ndim - nb
+        if input.shape[feature_dim] != self.num_features:
+            if self.affine:
+                raise ValueError(
+                    f"expected input's size at dim={feature_dim} to match num_features"
+                    f" ({self.num_features}), but got: {input.shape[feature_dim]}."
+                )
+            warnings.warn(
+                f"input's size at dim={feature_dim} does not match num_features. "
+                "You can silence this warning by not passing in num_features, "
+                "which is not used because affine=False",
+                stacklevel=2,
+            )
+        x = input.unsqueeze(0) if input.ndim == nb else input
+        y = F.instance_norm(
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            self.training or not self.track_running_stats,
+            self.momentum if self.momentum is not None else 0.0,
+            self.eps,
+        )
+        return y.squeeze(0) if input.ndim == nb else y
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+            f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}"
+        )
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalisation of (N, C, L) or unbatched (C, L) inputs.
+
+    See also: ``funcnn.nn.instance_norm``.
+    """
+
+    _no_batch_dim = 2
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalisation of (N, C, H, W) or unbatched (C, H, W) inputs.
+
+    See also: ``funcnn.nn.instance_norm``.
+    """
+
+    _no_batch_dim = 3
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """Instance normalisation of (N, C, D, H, W) or unbatched (C, D, H, W) inputs.
+
+    See also: ``funcnn.nn.instance_norm``.
+    """
+
+    _no_batch_dim = 4
+
+
+# ----------------------------------------------------------------------------- adaptive max pooling
+
+
+class _AdaptiveMaxPoolNd(Module):
+    _fn = staticmethod(F.adaptive_max_pool2d)
+
+    def __init__(self, output_size: Any, return_indices: bool = False) -> None:
+        super().__init__()
+        if return_indices:
+            raise NotImplementedError(
+                f"{type(self).__name__}: return_indices=True is not supported"
+            )
+        self.output_size = output_size
+        self.return_indices = return_indices
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return type(self)._fn(input, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
+    """Max pooling to a fixed output length. See also: ``funcnn.nn.adaptive_max_pool1d``."""
+
+    _fn = staticmethod(F.adaptive_max_pool1d)
+
+
+class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
+    """Max pooling to a fixed (H, W). See also: ``funcnn.nn.adaptive_max_pool2d``."""
+
+    _fn = staticmethod(F.adaptive_max_pool2d)
+
+
+class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
+    """Max pooling to a fixed (D, H, W). See also: ``funcnn.nn.adaptive_max_pool3d``."""
+
+    _fn = staticmethod(F.adaptive_max_pool3d)

@@ -34,9 +34,13 @@ __all__ = [
     "adaptive_avg_pool1d",
     "adaptive_avg_pool2d",
     "adaptive_avg_pool3d",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool3d",
     "batch_norm",
     "layer_norm",
     "group_norm",
+    "instance_norm",
     "dropout",
     "relu",
     "relu_",
@@ -438,6 +442,33 @@ def adaptive_avg_pool3d(input: Tensor, output_size: Any) -> Tensor:  # noqa: A00
     return wrap(_fnn.adaptive_avg_pool3d(unwrap(input), output_size))
 
 
+def adaptive_max_pool1d(
+    input: Tensor,  # noqa: A002
+    output_size: Any,
+    return_indices: bool = False,
+) -> Tensor:
+    """Max pooling of (N, C, L) to (N, C, output_size)."""
+    return wrap(_fnn.adaptive_max_pool1d(unwrap(input), output_size, return_indices))
+
+
+def adaptive_max_pool2d(
+    input: Tensor,  # noqa: A002
+    output_size: Any,
+    return_indices: bool = False,
+) -> Tensor:
+    """Max pooling of (N, C, H, W) to (N, C, *output_size) (None keeps a size)."""
+    return wrap(_fnn.adaptive_max_pool2d(unwrap(input), output_size, return_indices))
+
+
+def adaptive_max_pool3d(
+    input: Tensor,  # noqa: A002
+    output_size: Any,
+    return_indices: bool = False,
+) -> Tensor:
+    """Max pooling of (N, C, D, H, W) to (N, C, *output_size) (None keeps a size)."""
+    return wrap(_fnn.adaptive_max_pool3d(unwrap(input), output_size, return_indices))
+
+
 # ----------------------------------------------------------------------------- normalisation
 
 
@@ -469,6 +500,38 @@ def batch_norm(
         eps=eps,
     )
     if state is not None and training:
+        running_mean._set_value(strip(new_state["running_mean"]))
+        running_var._set_value(strip(new_state["running_var"]))
+    return wrap(out)
+
+
+def instance_norm(
+    input: Tensor,  # noqa: A002
+    running_mean: Tensor | None = None,
+    running_var: Tensor | None = None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    use_input_stats: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Normalise each sample's channel of (N, C, ...) over its spatial axes, then scale and shift;
+    with ``use_input_stats`` the running stats (when given) are updated in place.
+
+    See also: ``funcnn.nn.instance_norm``.
+    """
+    state = None
+    if running_mean is not None and running_var is not None:
+        state = {"running_mean": running_mean._value, "running_var": running_var._value}
+    out, new_state = _fnn.instance_norm(
+        _params(weight=weight, bias=bias),
+        state,
+        unwrap(input),
+        use_input_stats=use_input_stats,
+        momentum=momentum,
+        eps=eps,
+    )
+    if state is not None and use_input_stats:
         running_mean._set_value(strip(new_state["running_mean"]))
         running_var._set_value(strip(new_state["running_var"]))
     return wrap(out)
