@@ -28,6 +28,7 @@ import math
 import os
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor  # now: it cannot be imported at exit
 from typing import Any
 
 import numpy as np
@@ -364,6 +365,7 @@ def set_default_float_dtype(name: str) -> None:
 
 _threads: dict[str, Any] = {"n": None, "pool": None, "pid": None, "workers": 0}
 _in_worker = threading.local()
+_pool_lock = threading.Lock()
 # Elements each thread must get for a split to pay: about a tenth of a millisecond of one pass,
 # several times what waking a pool thread costs.
 _GRAIN = 1 << 17
@@ -422,13 +424,6 @@ def run_threads(fn: Callable[[Any], Any], items: Sequence[Any]) -> list:
     """
     if len(items) == 1 or getattr(_in_worker, "on", False):
         return [fn(item) for item in items]
-    pool = _threads["pool"]
-    if pool is None or _threads["pid"] != os.getpid() or _threads["workers"] < len(items) - 1:
-        if pool is not None and _threads["pid"] == os.getpid():
-            pool.shutdown(wait=False)
-        workers = max(len(items), get_num_threads()) - 1
-        pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="funcnn")
-        _threads.update(pool=pool, pid=os.getpid(), workers=workers)
 
     def work(item: Any) -> Any:
         _in_worker.on = True
@@ -437,12 +432,33 @@ def run_threads(fn: Callable[[Any], Any], items: Sequence[Any]) -> list:
         finally:
             _in_worker.on = False
 
-    futures = [pool.submit(work, item) for item in items[1:]]
+    futures = []
+    try:
+        pool = _pool(len(items) - 1)
+        for item in items[1:]:
+            futures.append(pool.submit(work, item))
+    except RuntimeError:  # the interpreter is shutting down (an atexit handler): no new threads
+        concurrent.futures.wait(futures)
+        rest = [fn(item) for item in items[1 + len(futures) :]]
+        return [fn(items[0])] + [f.result() for f in futures] + rest
     try:
         first = fn(items[0])
     finally:  # never return (or raise) while a worker may still be writing
         concurrent.futures.wait(futures)
     return [first] + [f.result() for f in futures]
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """The worker pool, with at least ``workers`` threads, made under a lock. A pool that is
+    replaced is not shut down (another thread may be submitting to it); its idle threads exit
+    when it is collected."""
+    with _pool_lock:
+        pool = _threads["pool"]
+        if pool is None or _threads["pid"] != os.getpid() or _threads["workers"] < workers:
+            workers = max(workers, get_num_threads() - 1)
+            pool = ThreadPoolExecutor(workers, thread_name_prefix="funcnn")
+            _threads.update(pool=pool, pid=os.getpid(), workers=workers)
+        return pool
 
 
 def dtype_of(x: Any) -> Any:

@@ -504,3 +504,43 @@ def test_run_threads_keeps_order_nests_without_deadlock_and_raises(monkeypatch):
 
     with pytest.raises(ValueError, match="item 1"):
         backend.run_threads(fail, [0, 1])
+
+
+def test_split_kernels_still_run_at_interpreter_exit():
+    """An atexit handler (a last evaluation or save) may run a large layer: no new threads can
+    start then, so the work runs on the calling thread."""
+    import subprocess
+    import sys
+
+    code = (
+        "import atexit, numpy as np\n"
+        "from funcnn import backend, nn\n"
+        "backend.set_num_threads(2)\n"
+        "x = np.random.default_rng(0).standard_normal((512, 1024)).astype(np.float32)\n"
+        "atexit.register(lambda: print('exit', nn.layer_norm(None, x, normalized_shape=1024).shape))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "exit (512, 1024)" in out.stdout, out.stdout + out.stderr
+
+
+def test_run_threads_from_several_user_threads_while_the_pool_grows(monkeypatch):
+    import threading
+
+    monkeypatch.setitem(backend._threads, "n", 2)
+    errors, results = [], []
+
+    def user(k):
+        try:
+            for n in range(2, 6):
+                got = backend.run_threads(lambda i: i + k, list(range(n)))
+                results.append(got == [i + k for i in range(n)])
+        except Exception as e:  # noqa: BLE001 - collected for the assertion below
+            errors.append(e)
+
+    threads = [threading.Thread(target=user, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and all(results) and len(results) == 16
