@@ -222,8 +222,6 @@ def _bool_data(x: Any) -> Any:
     return (x if isinstance(x, Tensor) else wrap(as_array(x))).bool()._value
 
 
-_LN2 = math.log(2.0)
-_LN10 = math.log(10.0)
 
 
 def _softmax_dim(ndim: int) -> int:
@@ -1142,12 +1140,19 @@ class Tensor:
 
     def median(self, dim: int | None = None, keepdim: bool = False) -> Any:
         """The lower median (of all elements; or ``(values, indices)`` along ``dim``), like PyTorch."""
-        if dim is None:
+        if dim is None:  # a NaN anywhere makes the median NaN, as in PyTorch
             flat = self.reshape(-1)
-            return flat.sort().values[(flat.shape[0] - 1) // 2]
-        values, idx = self.sort(dim)
-        k = (values.shape[dim] - 1) // 2
-        values, idx = values.narrow(dim, k, 1), idx.narrow(dim, k, 1)
+            values, idx = flat.sort()
+            k = (flat.shape[0] - 1) // 2
+            nan = values.isnan().any()
+            return values[-1] if builtins.bool(nan) else values[k]
+        values, idx = self.sort(dim)  # NaNs sort last
+        n = values.shape[dim]
+        nan = values.isnan().any(dim, keepdim=True)
+        first_nan = n - values.isnan().long().sum(dim, keepdim=True)  # where the NaNs start
+        k = (n - 1) // 2
+        pick = first_nan.where(nan, first_nan.new_full(tuple(first_nan.shape), k))
+        values, idx = values.gather(dim, pick), idx.gather(dim, pick)
         if not keepdim:
             values, idx = values.squeeze(dim), idx.squeeze(dim)
         return median_result(values, idx)
@@ -1502,12 +1507,18 @@ class Tensor:
 
     def nonzero(self, *, as_tuple: bool = False) -> Any:
         """Indices of the non-zero elements: (n, ndim) int64, or a tuple of 1-D index tensors."""
-        host = np.asarray(backend.to_numpy(self._value))
         raw = self._value
-        parts = [backend.from_numpy(np.ascontiguousarray(p), like=raw) for p in np.nonzero(host)]
+        host = np.asarray(backend.to_numpy(raw))
+        if host.ndim == 0:  # PyTorch: one element with no coordinates, or (tensor([0]),)
+            hit = int(host != 0)
+            if as_tuple:
+                return (wrap(backend.from_numpy(np.zeros(hit, dtype=np.int64), like=raw)),)
+            return wrap(backend.from_numpy(np.zeros((hit, 0), dtype=np.int64), like=raw))
+        coords = np.nonzero(host)
+        parts = [backend.from_numpy(np.ascontiguousarray(p), like=raw) for p in coords]
         if as_tuple:
             return tuple(wrap(p) for p in parts)
-        return wrap(backend.from_numpy(np.stack(np.nonzero(host), axis=1), like=raw))
+        return wrap(backend.from_numpy(np.stack(coords, axis=1), like=raw))
 
     def argwhere(self) -> Tensor:
         return self.nonzero()
@@ -1589,10 +1600,10 @@ class Tensor:
         return wrap(fnp.where(raw < 0, -fnp.floor(-raw), fnp.floor(raw)))
 
     def log2(self) -> Tensor:
-        return self.log() * (1.0 / _LN2)
+        return wrap(fnp.log2(unwrap(self)))
 
     def log10(self) -> Tensor:
-        return self.log() * (1.0 / _LN10)
+        return wrap(fnp.log10(unwrap(self)))
 
     def clamp_min(self, min: Any) -> Tensor:  # noqa: A002
         return self.clamp(min=min)
@@ -1647,13 +1658,17 @@ class Tensor:
         from funcnn_modules import _random
 
         raw = self._value
-        prob = raw if p is None else (as_array(p) if isinstance(p, Tensor) else p)
+        if p is None:
+            prob = raw
+        elif isinstance(p, Tensor):
+            prob = as_array(p)
+        else:  # a number: as a 0-d array on this tensor's device, where the draws are made
+            prob = backend.full((), float(p), dtype="float64", like=raw)
         draws = frandom.bernoulli(_random.key_from(generator), prob, tuple(raw.shape))
-        draws = backend.from_numpy(np.asarray(backend.to_numpy(draws)), like=raw)
         return wrap(fnp.astype(draws, raw.dtype))
 
     def bernoulli_(self, p: Any = 0.5, *, generator: Any = None) -> Tensor:
-        return self._assign(self.bernoulli(p)._value)
+        return self._assign(self.bernoulli(p, generator=generator)._value)
 
     def multinomial(
         self, num_samples: int, replacement: bool = False, *, generator: Any = None
@@ -1672,6 +1687,15 @@ class Tensor:
         if probs.ndim != 2:
             raise RuntimeError(f"multinomial: prob_dist must be 1 or 2 dim, got {self.ndim}")
         n, k = probs.shape
+        bad = None  # PyTorch's checks, in its order
+        if builtins.bool((probs < 0).any()) or builtins.bool(probs.isnan().any()):
+            bad = "encountering probability entry < 0"
+        elif builtins.bool(probs.isinf().any()):
+            bad = "encountering probability entry = infinity or NaN"
+        elif builtins.bool((probs.sum(1) <= 0).any()):
+            bad = "sum of probabilities <= 0"
+        if bad:
+            raise RuntimeError(f"invalid multinomial distribution ({bad})")
         if not replacement and num_samples > k:
             raise RuntimeError(
                 f"multinomial: cannot sample n_sample={num_samples} > prob_dist.size(-1)={k} "

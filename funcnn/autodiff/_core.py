@@ -321,8 +321,9 @@ class Primitive:
                 args.append(p.default)  # a later parameter is traced: fill the gap
             else:
                 break
+        options = {p.name for p in params if p.kind == p.KEYWORD_ONLY}
         for k, v in kwargs.items():
-            if type(v) is Box:
+            if type(v) is Box and k in options:  # (an unknown name fails in the call itself)
                 raise TypeError(
                     f"{self.name}: argument {k!r} is being differentiated but is an option "
                     "(keyword-only), which a primitive treats as a constant; pass an array "

@@ -65,6 +65,24 @@ log.defvjp(lambda g, ans, x: g / x)
 
 
 @primitive
+def log2(x: Any) -> Any:
+    """Base-2 logarithm (exact at powers of 2, unlike ``log(x) / log(2)``)."""
+    return ns(x).log2(x)
+
+
+log2.defvjp(lambda g, ans, x: g / (x * math.log(2.0)))
+
+
+@primitive
+def log10(x: Any) -> Any:
+    """Base-10 logarithm (exact at powers of 10, unlike ``log(x) / log(10)``)."""
+    return ns(x).log10(x)
+
+
+log10.defvjp(lambda g, ans, x: g / (x * math.log(10.0)))
+
+
+@primitive
 def log1p(x: Any) -> Any:
     """``log(1 + x)``, accurate near 0."""
     return ns(x).log1p(x)
@@ -420,6 +438,8 @@ __all__ = [
     "negative",
     "exp",
     "log",
+    "log2",
+    "log10",
     "log1p",
     "expm1",
     "sqrt",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -382,17 +383,41 @@ def tile(x: Any, reps: Any) -> Any:
     return reshape(big, tuple(r * s for r, s in zip(reps, shape)))
 
 
-def repeat(x: Any, repeats: int, axis: int | None = None) -> Any:
-    """Repeat each element ``repeats`` times along ``axis`` (the flattened array when None)."""
-    if not isinstance(repeats, int):
-        raise TypeError(f"repeat: repeats must be an int, got {type(repeats).__name__}")
+def repeat(x: Any, repeats: int | Sequence[int], axis: int | None = None) -> Any:
+    """Repeat each element ``repeats`` times along ``axis`` (the flattened array when None);
+    ``repeats`` may also give one count per element along ``axis``, as in NumPy."""
     if axis is None:
         x, axis = ravel(x), 0
     shape = tuple(strip(x).shape)
     axis = normalize_axis(axis, len(shape), "repeat")
+    if isinstance(repeats, Sequence) and not isinstance(repeats, str):
+        counts = [_count(r) for r in repeats]
+        if len(counts) == 1:
+            repeats = counts[0]
+        else:
+            if len(counts) != shape[axis]:
+                raise ValueError(
+                    f"repeat: {len(counts)} repeat counts for an axis of length {shape[axis]} "
+                    f"(x of shape {shape}, axis {axis})"
+                )
+            index = [i for i, r in enumerate(counts) for _ in range(r)]
+            return fnp.take(x, backend.asarray(index, dtype="int64", like=strip(x)), axis=axis)
+    repeats = _count(repeats)
     expanded = expand_dims(x, axis + 1)
     big = broadcast_to(expanded, shape[: axis + 1] + (repeats,) + shape[axis + 1 :])
     return reshape(big, shape[:axis] + (shape[axis] * repeats,) + shape[axis + 1 :])
+
+
+def _count(r: Any) -> int:
+    try:
+        n = operator.index(r)
+    except TypeError:
+        raise TypeError(
+            f"repeat: repeats must be an int or a sequence of ints, got {type(r).__name__}"
+        ) from None
+    if n < 0:
+        raise ValueError(f"repeat: repeats must be >= 0, got {n}")
+    return n
 
 
 @primitive

@@ -7,6 +7,7 @@ from the global generator (``funcnn_modules.manual_seed``).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -932,14 +933,48 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
 
 
 def _channel_dropout(
-    input: Tensor, p: float, training: bool, spatial: int, inplace: bool
+    name: str, input: Tensor, p: float, training: bool, spatial: int, inplace: bool
 ) -> Tensor:  # noqa: A002
+    """Zero whole channels: one draw per (sample, channel), PyTorch's rules for the ranks.
+
+    ``spatial`` + 1 dims are an unbatched input (one draw per channel), ``spatial`` + 2 a batch.
+    dropout1d refuses other ranks; dropout2d reads a 3-D input as (N, C, L) and, like
+    dropout3d, takes other ranks as (N, C, *) with PyTorch's deprecation warning.
+    """
     if p < 0.0 or p > 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    shape, nd = tuple(input.shape), input.ndim
+    if nd == spatial + 1 and spatial > 1 and name == "dropout2d":
+        warnings.warn(
+            "dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D "
+            "dropout behavior is desired - input is interpreted as shape (N, C, L), where C is "
+            "the channel dim. To maintain the 1D channel-wise dropout behavior, please switch "
+            "to using dropout1d instead.",
+            stacklevel=3,
+        )
+        keep = 2
+    elif nd == spatial + 1:
+        keep = 1  # unbatched (C, *spatial)
+    elif nd == spatial + 2:
+        keep = 2
+    elif name == "dropout1d":
+        raise RuntimeError(
+            f"dropout1d: Expected 2D or 3D input, but received a {nd}D input. Note that "
+            "dropout1d exists to provide channel-wise dropout on inputs with 1 spatial "
+            "dimension, a channel dimension, and an optional batch dimension (i.e. 2D or 3D "
+            "inputs)."
+        )
+    else:
+        warnings.warn(
+            f"{name}: Received a {nd}-D input to {name}, which is deprecated and will result "
+            "in an error in a future release. To retain the behavior and silence this warning, "
+            "please use dropout instead.",
+            stacklevel=3,
+        )
+        keep = min(2, nd)
     if not training or p == 0.0:
         return input
-    shape = tuple(input.shape)
-    mask = dropout(input.new_ones(*(shape[: len(shape) - spatial] + (1,) * spatial)), p, True)
+    mask = dropout(input.new_ones(*(shape[:keep] + (1,) * (nd - keep))), p, True)
     out = input * mask
     return input._assign(out._data) if inplace else out
 
@@ -947,22 +982,22 @@ def _channel_dropout(
 def dropout1d(
     input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False
 ) -> Tensor:  # noqa: A002
-    """Zero whole channels of an (N, C, L) input (see ``nn.Dropout1d``)."""
-    return _channel_dropout(input, p, training, 1, inplace)
+    """Zero whole channels of an (N, C, L) or (C, L) input (see ``nn.Dropout1d``)."""
+    return _channel_dropout("dropout1d", input, p, training, 1, inplace)
 
 
 def dropout2d(
     input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False
 ) -> Tensor:  # noqa: A002
     """Zero whole channels of an (N, C, H, W) input (see ``nn.Dropout2d``)."""
-    return _channel_dropout(input, p, training, 2, inplace)
+    return _channel_dropout("dropout2d", input, p, training, 2, inplace)
 
 
 def dropout3d(
     input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False
 ) -> Tensor:  # noqa: A002
-    """Zero whole channels of an (N, C, D, H, W) input (see ``nn.Dropout3d``)."""
-    return _channel_dropout(input, p, training, 3, inplace)
+    """Zero whole channels of an (N, C, D, H, W) or (C, D, H, W) input (``nn.Dropout3d``)."""
+    return _channel_dropout("dropout3d", input, p, training, 3, inplace)
 
 
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002

@@ -281,3 +281,8 @@ def test_traced_arrays_passed_by_name_are_differentiated():
     scale.defvjp(lambda g, ans, x, *, factor: g * factor)
     with pytest.raises(TypeError, match="scale: argument 'factor' is being differentiated"):
         fn.grad(lambda f: fnp.sum(scale(x, factor=f)))(2.0)
+
+
+def test_a_misspelled_keyword_holding_a_traced_array_is_pythons_error():
+    with pytest.raises(TypeError, match="unexpected keyword argument 'x2'"):
+        fn.grad(lambda h: fnp.sum(fnp.add(h, x2=h)))(np.ones(2))

@@ -84,3 +84,18 @@ def test_clip_bounds_given_by_keyword_are_differentiated():
     g_lo = fn.grad(lambda lo: fnp.sum(fnp.clip(x, a_min=lo)))(np.float64(1.5))
     g_hi = fn.grad(lambda hi: fnp.sum(fnp.clip(x, a_max=hi)))(np.float64(1.5))
     assert (g_lo, g_hi) == (2.0, 2.0)
+
+
+def test_log2_log10_are_exact_at_powers_and_differentiable():
+    x = np.array([8.0, 1000.0, 0.5])
+    np.testing.assert_array_equal(fnp.log2(x[:1]), [3.0])
+    np.testing.assert_array_equal(fnp.log10(x[1:2]), [3.0])
+    g = fn.grad(lambda x: fnp.sum(fnp.log2(x) + fnp.log10(x)))(x)
+    np.testing.assert_allclose(g, 1 / (x * np.log(2)) + 1 / (x * np.log(10)), rtol=1e-14)
+
+
+def test_repeat_with_one_count_per_element_matches_numpy_and_checks_grads():
+    x = np.random.default_rng(0).standard_normal((3, 2))
+    np.testing.assert_array_equal(fnp.repeat(x, [2, 0, 1], axis=0), np.repeat(x, [2, 0, 1], 0))
+    np.testing.assert_array_equal(fnp.repeat(x, [3], axis=1), np.repeat(x, 3, 1))
+    check_grads(lambda x: fnp.repeat(x, [1, 3], axis=1), (x,), order=2)

@@ -281,8 +281,12 @@ def test_unsupported_options_say_so() -> None:
         ValueError, match=r"norm: ord=1 with axis=None needs a 1-D or 2-D array, got 3"
     ):
         fnp.linalg.norm(np.ones((2, 2, 2)), ord=1)
-    with pytest.raises(TypeError, match="repeat: repeats must be an int, got list"):
-        fnp.repeat(X, [1, 2])
+    with pytest.raises(TypeError, match="repeat: repeats must be an int or a sequence of ints"):
+        fnp.repeat(X, 1.5)
+    with pytest.raises(ValueError, match=r"repeat: 3 repeat counts for an axis of length"):
+        fnp.repeat(X, [1, 2, 3], axis=0)
+    with pytest.raises(ValueError, match="repeat: repeats must be >= 0, got -1"):
+        fnp.repeat(X, -1)
 
 
 def test_gradient_of_integer_results_is_cut() -> None:

@@ -670,6 +670,8 @@ DIFF_OPS: list[Op] = [
     _unary(fnp.negative),
     _unary(fnp.exp),
     _unary(fnp.log, 0.1, 3.0),
+    _unary(fnp.log2, 0.1, 3.0),
+    _unary(fnp.log10, 0.1, 3.0),
     _unary(fnp.log1p, -0.5, 2.0),
     _unary(fnp.expm1),
     _unary(fnp.sqrt, 0.1, 3.0),

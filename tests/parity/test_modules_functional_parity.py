@@ -289,3 +289,104 @@ def test_parameters_to_vector_round_trip():
     np.testing.assert_allclose(outs[1][0], outs[0][0])
     np.testing.assert_allclose(outs[1][1], outs[0][1])
     assert outs[1][2:] == pytest.approx(outs[0][2:])
+
+
+# ----------------------------------------------------------------------------- review fixes
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [[3.0, NAN, 2.0], [[3.0, NAN, 2.0], [1.0, 5.0, 2.0]], [[1.0, 4.0, 2.0, 3.0], [NAN, NAN, 1.0, 0.0]]],
+)  # fmt: skip
+def test_median_with_nans_matches_torch(data):
+    ours, ref = fm.tensor(data), torch.tensor(data)
+    if ours.ndim == 1:
+        np.testing.assert_array_equal(ours.median().numpy(), ref.median().numpy())
+        return
+    got, want = ours.median(1), ref.median(1)
+    np.testing.assert_array_equal(got.values.numpy(), want.values.numpy())
+    np.testing.assert_array_equal(got.indices.numpy(), want.indices.numpy())
+
+
+def test_nonzero_of_0d_log2_log10_and_repeat_interleave_match_torch():
+    for v in (5.0, 0.0):
+        assert tuple(fm.tensor(v).nonzero().shape) == tuple(torch.tensor(v).nonzero().shape)
+        (ours,), (ref,) = (
+            fm.tensor(v).nonzero(as_tuple=True),
+            torch.tensor(v).nonzero(as_tuple=True),
+        )
+        np.testing.assert_array_equal(ours.numpy(), ref.numpy())
+    x = [8.0, 1000.0, 0.3]
+    for name in ("log2", "log10"):
+        a = fm.tensor(x, dtype=fm.float64, requires_grad=True)
+        b = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+        getattr(a, name)().sum().backward()
+        getattr(b, name)().sum().backward()
+        np.testing.assert_array_equal(
+            getattr(a, name)().detach().numpy(), getattr(b, name)().detach().numpy()
+        )
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-14)
+    a = fm.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    b = torch.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    ra = a.repeat_interleave(fm.tensor([1, 2]), dim=0)
+    rb = b.repeat_interleave(torch.tensor([1, 2]), dim=0)
+    np.testing.assert_array_equal(ra.detach().numpy(), rb.detach().numpy())
+    (ra**2).sum().backward()
+    (rb**2).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
+
+
+@pytest.mark.parametrize(
+    "data", [[[0.0, 0.0, 0.0]], [0.5, -0.1, 0.6], [0.5, NAN, 1.0], [1.0, float("inf")]]
+)
+def test_multinomial_refuses_what_torch_refuses(data):
+    with pytest.raises(RuntimeError) as want:
+        torch.tensor(data).multinomial(2, True)
+    with pytest.raises(RuntimeError, match=str(want.value).replace("(", r"\(").replace(")", r"\)")):
+        fm.tensor(data).multinomial(2, True)
+
+
+def test_bernoulli_in_place_uses_its_generator():
+    draws = []
+    for seed in (1, 2):
+        fm.manual_seed(seed)
+        g = fm.Generator().manual_seed(0)
+        draws.append(fm.zeros(64).bernoulli_(0.5, generator=g).numpy())
+    np.testing.assert_array_equal(draws[0], draws[1])
+
+
+def _dropped_together(y, keep):
+    """Whether every draw is constant over the axes after the first ``keep`` ones (with 24
+    channels, a chance agreement where the draws are separate has odds of 2**-23)."""
+    flat = y.reshape(y.shape[:keep] + (-1,))
+    return bool((flat.min(-1) == flat.max(-1)).all())
+
+
+@pytest.mark.parametrize(
+    "name, shape",
+    [("dropout1d", (24, 5)), ("dropout1d", (8, 24, 5)), ("dropout2d", (8, 24, 5)),
+     ("dropout2d", (8, 24, 4, 5)), ("dropout3d", (24, 4, 5, 6)), ("dropout3d", (8, 24, 4, 3, 2)),
+     ("dropout2d", (8, 24, 4, 3, 2))],
+)  # fmt: skip
+def test_channel_dropout_draws_per_channel_like_torch(name, shape):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as ref_warned:
+        warnings.simplefilter("always")
+        ref = getattr(TF, name)(torch.ones(*shape), 0.5).numpy()
+    with warnings.catch_warnings(record=True) as our_warned:
+        warnings.simplefilter("always")
+        ours = getattr(F, name)(fm.ones(*shape), 0.5).numpy()
+    assert bool(ref_warned) == bool(our_warned)
+    for keep in range(1, len(shape)):
+        assert _dropped_together(ours, keep) == _dropped_together(ref, keep), keep
+    assert set(np.unique(ours)) <= {0.0, 2.0}
+
+
+def test_dropout1d_refuses_4d_input_like_torch():
+    with pytest.raises(RuntimeError, match="dropout1d: Expected 2D or 3D input, but received a 4D"):
+        TF.dropout1d(torch.ones(2, 3, 4, 5), 0.5)
+    with pytest.raises(RuntimeError, match="dropout1d: Expected 2D or 3D input, but received a 4D"):
+        F.dropout1d(fm.ones(2, 3, 4, 5), 0.5)
