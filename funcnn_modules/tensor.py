@@ -222,8 +222,6 @@ def _bool_data(x: Any) -> Any:
     return (x if isinstance(x, Tensor) else wrap(as_array(x))).bool()._value
 
 
-
-
 def _softmax_dim(ndim: int) -> int:
     return 0 if ndim in (0, 1, 3) else 1
 
