@@ -20,14 +20,13 @@ from funcnn import numpy as fnp
 from funcnn.autodiff._core import strip
 from funcnn.nn._norm import (
     _affine,
-    _check_count,
     _check_eps,
     _check_floating,
     _check_param,
     _normalize,
-    _ones_zeros,
     _reshape_param,
     _shape,
+    init_channel_norm,
 )
 
 __all__ = ["instance_norm", "init_instance_norm"]
@@ -188,13 +187,4 @@ def init_instance_norm(
         ``(params, state)``: params ``{"weight": (C,), "bias": (C,)}`` or ``{}``; state as
         described for :func:`instance_norm`, or None.
     """
-    c = _check_count("init_instance_norm", "num_features", num_features)
-    params = _ones_zeros((c,), dtype) if affine else {}
-    state = None
-    if track_running_stats:
-        state = {
-            "running_mean": backend.zeros((c,), dtype=dtype),
-            "running_var": backend.full((c,), 1.0, dtype=dtype),
-            "num_batches_tracked": backend.zeros((), dtype="int64"),
-        }
-    return params, state
+    return init_channel_norm("init_instance_norm", num_features, affine, track_running_stats, dtype)

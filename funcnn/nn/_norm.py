@@ -478,7 +478,14 @@ def init_batch_norm(
         ``(params, state)``: params ``{"weight": (C,), "bias": (C,)}`` or ``{}``; state as
         described for :func:`batch_norm`, or None.
     """
-    c = _check_count("init_batch_norm", "num_features", num_features)
+    return init_channel_norm("init_batch_norm", num_features, affine, track_running_stats, dtype)
+
+
+def init_channel_norm(
+    fn: str, num_features: int, affine: bool, track_running_stats: bool, dtype: Any
+) -> tuple[dict, dict | None]:
+    """Per-channel weight/bias and running statistics (batch and instance norm), as PyTorch."""
+    c = _check_count(fn, "num_features", num_features)
     params = _ones_zeros((c,), dtype) if affine else {}
     state = None
     if track_running_stats:
