@@ -12,6 +12,8 @@ these raise: the usual cause is a (N, 1) output compared with a (N,) target.
 
 from __future__ import annotations
 
+import functools
+import operator
 from typing import Any
 
 from funcnn import backend
@@ -264,7 +266,7 @@ def _cross_entropy(
         )
         each = xp.concat([d[0] for d in done], axis=0)
         lse = xp.concat([d[2] for d in done], axis=0)
-        den = sum((d[3] for d in done[1:]), start=done[0][3])
+        den = functools.reduce(operator.add, [d[3] for d in done])
     if reduction == "none":
         loss = each
     elif reduction == "sum":

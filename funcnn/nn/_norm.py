@@ -18,6 +18,8 @@ running statistics, and the VJP reuses them instead of recomputing.
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -154,21 +156,22 @@ def _normalize_vjp(
     gx = xp.empty_like(x) if 0 in argnums else None
 
     def part(sl: slice) -> list:
-        cut = lambda vs: tuple(_part(v, ax, sl) for v in vs)  # noqa: E731
-        x_, w_, b_ = cut((x, weight, bias))
+        g_, ans_, (x_, w_, b_) = (
+            [_part(v, ax, sl) for v in vs] for vs in (g, ans, (x, weight, bias))
+        )
         out = _part(gx, ax, sl)
-        return _normalize_vjp_part(cut(g), cut(ans), argnums, x_, w_, b_, axes, eps, False, out)
+        return _normalize_vjp_part(g_, ans_, argnums, x_, w_, b_, axes, eps, False, out)
 
     done = backend.run_threads(part, parts)
     grads = []
     for j, i in enumerate(argnums):
-        p = (x, weight, bias)[i]
+        slices = [d[j] for d in done]
         if i == 0:
             grads.append(gx)
-        elif p.shape[ax] == 1:
-            grads.append(sum(d[j] for d in done[1:]) + done[0][j])
+        elif (x, weight, bias)[i].shape[ax] == 1:  # broadcast along the split: add the slices'
+            grads.append(functools.reduce(operator.add, slices))
         else:
-            grads.append(xp.concat([d[j] for d in done], axis=ax))
+            grads.append(xp.concat(slices, axis=ax))
     return grads
 
 
