@@ -148,7 +148,9 @@ def _max_pool_scatter(g: Any, x: Any, out: Any = None, *, geom: PoolGeom) -> Any
         for k, (_, sl) in enumerate(_slices(geom)):
             buf[sl] += xp.where(idx == k, g, 0.0)
         return _crop(buf, geom)
-    xpad = pad_const(x, geom.pads, -math.inf)
+    # NaN padding: a padded place never equals a maximum (PyTorch skips padding, so an
+    # all -inf window gives its gradient to its first real element)
+    xpad = pad_const(x, geom.pads, math.nan)
     disjoint = all(s >= d * (k - 1) + 1 for k, s, d in zip(geom.kernel, geom.stride, geom.dilation))
     free = None  # the outputs whose maximum has not been met yet
     for _, sl in _slices(geom):

@@ -380,3 +380,12 @@ def test_max_pool_gradient_with_ties_and_nans_matches_torch(kernel, stride, padd
             lambda a: fnp.sum(_pool.max_pool2d(a, kernel, stride=stride, padding=padding) * cot)
         )(x)
         np.testing.assert_allclose(g, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_max_pool_gradient_of_all_minus_inf_windows_skips_padding_like_torch():
+    x = np.full((1, 2, 3, 3), -np.inf)
+    x[0, 1, 1, 1] = 0.5
+    tx = torch.tensor(x, requires_grad=True)
+    F.max_pool2d(tx, 3, 1, 1).sum().backward()
+    g = fn.grad(lambda a: fnp.sum(_pool.max_pool2d(a, 3, stride=1, padding=1)))(x)
+    np.testing.assert_array_equal(g, tx.grad.numpy())
