@@ -192,6 +192,11 @@ def _dims(dim: Any) -> Any:
     return dim
 
 
+def _dtype_name(raw: Any) -> str:
+    """'float32' for a float32 array of any backend (strict's dtypes print 'array_api_strict.')."""
+    return str(raw.dtype).rsplit(".", 1)[-1]
+
+
 def _size_args(args: tuple, fn: str) -> tuple:
     """Shapes given as ``f(2, 3)``, ``f((2, 3))``, ``f([2, 3])`` or ``f(torch.Size)``."""
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
@@ -974,21 +979,17 @@ class Tensor:
 
         raw = self._value
         u = frandom.uniform(
-            _random.key_from(generator), tuple(raw.shape), dtype=str(raw.dtype), minval=a, maxval=b
+            _random.key_from(generator), tuple(raw.shape), _dtype_name(raw), minval=a, maxval=b
         )
-        return self._assign(backend.from_numpy(np.asarray(backend.to_numpy(u)), like=raw))
+        return self._assign(backend.device_put(u, backend.device_of(raw)))
 
     def normal_(self, mean: float = 0.0, std: float = 1.0, generator: Any = None) -> Tensor:
         from funcnn import random as frandom
         from funcnn_modules import _random
 
         raw = self._value
-        z = (
-            frandom.normal(_random.key_from(generator), tuple(raw.shape), dtype=str(raw.dtype))
-            * std
-            + mean
-        )
-        return self._assign(backend.from_numpy(np.asarray(backend.to_numpy(z)), like=raw))
+        z = frandom.normal(_random.key_from(generator), tuple(raw.shape), _dtype_name(raw))
+        return self._assign(backend.device_put(z * std + mean, backend.device_of(raw)))
 
     def __iadd__(self, other: Any) -> Tensor:
         return self.add_(other)

@@ -157,3 +157,15 @@ def test_manual_seed_returns_the_default_generator():
     b = torch.rand(3)
     torch.set_rng_state(state)
     np.testing.assert_array_equal(torch.rand(3).numpy(), b.numpy())
+
+
+def test_in_place_random_fills_stay_on_the_tensors_backend():
+    from funcnn import backend
+
+    x = torch.Tensor._wrap(backend.device_put(np.zeros(5, np.float32), "strict"))
+    for fill in (lambda t: t.uniform_(2.0, 3.0), lambda t: t.normal_(1.0, 0.5)):
+        fill(x)
+        assert backend.backend_name(x._value) == "strict"
+        assert str(x._value.dtype).endswith("float32")
+    u = torch.zeros(1000).uniform_(2.0, 3.0).numpy()
+    assert u.dtype == np.float32 and u.min() >= 2.0 and u.max() < 3.0
