@@ -1703,13 +1703,13 @@ class Tensor:
         raw = probs._value
         if replacement:
             u = frandom.uniform(_random.key_from(generator), (n, num_samples), dtype="float64")
-            u = wrap(backend.from_numpy(np.asarray(backend.to_numpy(u)), like=raw))
+            u = wrap(backend.device_put(u, backend.device_of(raw)))
             cdf = probs.cumsum(1)
             cdf = cdf / cdf[:, -1:]
             out = (cdf.unsqueeze(1) <= u.unsqueeze(2)).long().sum(2).clamp(max=k - 1)
         else:
             g = frandom.uniform(_random.key_from(generator), (n, k), dtype="float64", minval=1e-12)
-            g = wrap(backend.from_numpy(np.asarray(backend.to_numpy(g)), like=raw))
+            g = wrap(backend.device_put(g, backend.device_of(raw)))
             positive = probs > 0
             if builtins.bool((positive.sum(1) < num_samples).any()):
                 raise RuntimeError(
