@@ -28,7 +28,7 @@ from funcnn import backend
 from funcnn import numpy as fnp
 from funcnn.autodiff._core import EAGER_TRACE, Box, GradSlot, Node
 from funcnn.autodiff._core import backward as _engine_backward
-from funcnn_modules import _dtypes, _fnn
+from funcnn_modules import _dtypes, _fnn, _grad_fn
 from funcnn_modules._dtypes import Size, device
 from funcnn_modules._grad_mode import _ENABLED
 from funcnn_modules._tensor_str import tensor_repr
@@ -417,11 +417,12 @@ class Tensor:
         return type(d) is not Box or d._node.prim is None
 
     @property
-    def grad_fn(self) -> Node | None:
-        """The engine node that made this tensor (None for leaves)."""
+    def grad_fn(self) -> _grad_fn.Node | None:
+        """The backward node that made this tensor (None for leaves), shaped like PyTorch's:
+        ``name()``, ``next_functions``; see :mod:`funcnn_modules._grad_fn`."""
         d = self._data
         if type(d) is Box and d._node.prim is not None:
-            return d._node
+            return _grad_fn.grad_fn_of(d._node)
         return None
 
     @property
@@ -621,8 +622,7 @@ class Tensor:
         d = self._data
         grad_fn = None
         if type(d) is Box and d._node.prim is not None:
-            name = "".join(p.capitalize() for p in d._node.prim.name.strip("_").split("_"))
-            grad_fn = f"{name}Backward0"
+            grad_fn = _grad_fn.node_name(d._node)
         return tensor_repr(
             np.asarray(backend.to_numpy(self._value)),
             requires_grad=type(d) is Box,

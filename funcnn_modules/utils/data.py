@@ -5,7 +5,11 @@
     for xb, yb in loader:
         ...
 
-Loading runs in the calling process (``num_workers`` is accepted and ignored). Shuffling draws
+An :class:`IterableDataset` (a stream: ``__iter__`` instead of indexing) is read in order and
+grouped into batches as PyTorch does; it takes no ``sampler``, ``shuffle`` or ``batch_sampler``.
+
+Loading runs in the calling process (``num_workers`` is accepted and ignored, so
+:func:`get_worker_info` is always None). Shuffling draws
 its order from ``funcnn.random`` keys, so the order differs from PyTorch's but is reproducible:
 
 - ``generator=None``: each epoch takes a key from the global generator, so
@@ -26,6 +30,7 @@ import copy
 import itertools
 import math
 import operator
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -39,6 +44,8 @@ from funcnn_modules.tensor import Tensor, wrap
 
 __all__ = [
     "Dataset",
+    "IterableDataset",
+    "ChainDataset",
     "TensorDataset",
     "Subset",
     "ConcatDataset",
@@ -52,6 +59,7 @@ __all__ = [
     "DataLoader",
     "default_collate",
     "default_convert",
+    "get_worker_info",
 ]
 
 COLLATE_ERROR = (
@@ -70,6 +78,51 @@ class Dataset:
 
     def __add__(self, other: Any) -> ConcatDataset:
         return ConcatDataset([self, other])
+
+
+class IterableDataset(Dataset):
+    """A data set read as a stream: subclasses define ``__iter__`` (and may define ``__len__``).
+
+    A :class:`DataLoader` over one reads the examples in the order ``__iter__`` yields them and
+    groups them into batches; ``dataset_a + dataset_b`` makes a :class:`ChainDataset`.
+    """
+
+    def __iter__(self) -> Iterator[Any]:
+        raise NotImplementedError("Subclasses of IterableDataset should implement __iter__.")
+
+    def __add__(self, other: Any) -> ChainDataset:
+        return ChainDataset([self, other])
+
+
+class ChainDataset(IterableDataset):
+    """Iterable data sets one after another, read lazily.
+
+    Args:
+        datasets: :class:`IterableDataset` s; iterating (or ``len``) raises ``AssertionError``
+            on reaching one that is not, as in PyTorch.
+    """
+
+    def __init__(self, datasets: Iterable[Any]) -> None:
+        self.datasets = datasets
+
+    def __iter__(self) -> Iterator[Any]:
+        for d in self.datasets:
+            if not isinstance(d, IterableDataset):
+                raise AssertionError("ChainDataset only supports IterableDataset")
+            yield from d
+
+    def __len__(self) -> int:
+        total = 0
+        for d in self.datasets:
+            if not isinstance(d, IterableDataset):
+                raise AssertionError("ChainDataset only supports IterableDataset")
+            total += len(d)
+        return total
+
+
+def get_worker_info() -> None:
+    """Information about the loading worker process: always None, as loading runs in-process."""
+    return None
 
 
 def _first_dim(t: Any) -> int | None:
@@ -146,6 +199,9 @@ class ConcatDataset(Dataset):
         self.datasets = list(datasets)
         if not self.datasets:
             raise ValueError("datasets should not be an empty iterable")
+        for d in self.datasets:
+            if isinstance(d, IterableDataset):
+                raise AssertionError("ConcatDataset does not support IterableDataset")
         self.cumulative_sizes = list(itertools.accumulate(len(d) for d in self.datasets))
 
     def __len__(self) -> int:
@@ -241,6 +297,13 @@ class Sampler:
 
     def __iter__(self) -> Iterator[int]:
         raise NotImplementedError
+
+
+class _InfiniteConstantSampler(Sampler):
+    """None forever: the sampler of a loader over an :class:`IterableDataset` (as in PyTorch)."""
+
+    def __iter__(self) -> Iterator[None]:
+        return itertools.repeat(None)
 
 
 class SequentialSampler(Sampler):
@@ -524,7 +587,8 @@ class DataLoader:
     """Iterate over a data set in batches (``torch.utils.data.DataLoader``).
 
     Args:
-        dataset: a map-style data set (``__getitem__`` and ``__len__``).
+        dataset: a map-style data set (``__getitem__`` and ``__len__``), or an
+            :class:`IterableDataset`, whose examples are batched in the order it yields them.
         batch_size: examples per batch (default 1); None yields single examples, converted
             by :func:`default_convert`.
         shuffle: a new random order every epoch (see the module docstring for ``generator``).
@@ -539,7 +603,9 @@ class DataLoader:
         generator: the source of the shuffling order: None, an int seed, a ``funcnn.random``
             key, or an object with ``next_key()`` / ``initial_seed()``.
 
-    ``len(loader)`` is the number of batches per epoch.
+    ``len(loader)`` is the number of batches per epoch. Over an :class:`IterableDataset` it is
+    estimated from ``len(dataset)`` (a ``TypeError`` if the data set has no ``__len__``), as in
+    PyTorch, which also warns when an epoch then yields more batches than that.
     """
 
     def __init__(
@@ -560,15 +626,34 @@ class DataLoader:
         prefetch_factor: int | None = None,
         persistent_workers: bool = False,
     ) -> None:
-        if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+        iterable = isinstance(dataset, IterableDataset)
+        if not iterable and (
+            not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__")
+        ):
             raise TypeError(
-                "DataLoader: dataset must have __getitem__ and __len__ (a map-style data set), "
-                f"got {type(dataset).__name__}"
+                "DataLoader: dataset must have __getitem__ and __len__ (a map-style data set) "
+                f"or be an IterableDataset, got {type(dataset).__name__}"
             )
         if num_workers < 0:
             raise ValueError(
                 "num_workers option should be non-negative; use num_workers=0 to disable multiprocessing."
             )
+        if iterable:
+            if shuffle not in {False, None}:
+                raise ValueError(
+                    "DataLoader with IterableDataset: expected unspecified shuffle option, "
+                    f"but got shuffle={shuffle}"
+                )
+            if sampler is not None:
+                raise ValueError(
+                    "DataLoader with IterableDataset: expected unspecified sampler option, "
+                    f"but got sampler={sampler}"
+                )
+            if batch_sampler is not None:
+                raise ValueError(
+                    "DataLoader with IterableDataset: expected unspecified batch_sampler option, "
+                    f"but got batch_sampler={batch_sampler}"
+                )
         if sampler is not None and shuffle:
             raise ValueError("sampler option is mutually exclusive with shuffle")
         if batch_sampler is not None:
@@ -592,11 +677,12 @@ class DataLoader:
                     f"batch_size should be a positive integer value, but got batch_size={batch_size!r}"
                 ) from None
         if sampler is None:
-            sampler = (
-                RandomSampler(dataset, generator=generator)
-                if shuffle
-                else SequentialSampler(dataset)
-            )
+            if iterable:
+                sampler = _InfiniteConstantSampler()
+            elif shuffle:
+                sampler = RandomSampler(dataset, generator=generator)
+            else:
+                sampler = SequentialSampler(dataset)
         if batch_size is not None and batch_sampler is None:
             batch_sampler = BatchSampler(sampler, int(batch_size), bool(drop_last))
         self.dataset = dataset
@@ -611,6 +697,8 @@ class DataLoader:
         self.worker_init_fn = worker_init_fn
         self.prefetch_factor = prefetch_factor
         self.persistent_workers = persistent_workers
+        self._iterable = iterable
+        self._iterable_len_called: int | None = None
         self._auto_collation = batch_sampler is not None
         if collate_fn is None:
             collate_fn = default_collate if self._auto_collation else default_convert
@@ -628,10 +716,48 @@ class DataLoader:
         )
 
     def __len__(self) -> int:
+        if self._iterable:
+            # as PyTorch: TypeError unless the data set defines __len__; a batch count estimated
+            # from it, remembered so that an iteration yielding more batches warns
+            length = self._iterable_len_called = len(self.dataset)
+            if self.batch_size is not None:
+                if self.drop_last:
+                    return length // self.batch_size
+                return math.ceil(length / self.batch_size)
+            return length
         source = self.batch_sampler if self._auto_collation else self.sampler
         return len(source)  # type: ignore[arg-type]
 
+    def _iter_stream(self) -> Iterator[Any]:
+        """Batches of an IterableDataset, read in order (PyTorch's _IterableDatasetFetcher)."""
+        stream = iter(self.dataset)
+        if not self._auto_collation:
+            batches: Iterator[Any] = (self.collate_fn(example) for example in stream)
+        else:
+            batches = self._stream_batches(stream, int(self.batch_size))  # type: ignore[arg-type]
+        for count, batch in enumerate(batches, 1):
+            reported = self._iterable_len_called
+            if reported is not None and count > reported:
+                warnings.warn(
+                    f"Length of IterableDataset {self.dataset} was reported to be {reported}"
+                    f"(when accessing len(dataloader)), but {count} samples have been fetched. ",
+                    stacklevel=2,
+                )
+            yield batch
+
+    def _stream_batches(self, stream: Iterator[Any], batch_size: int) -> Iterator[Any]:
+        while True:
+            data = list(itertools.islice(stream, batch_size))
+            if not data or (self.drop_last and len(data) < batch_size):
+                return
+            yield self.collate_fn(data)
+            if len(data) < batch_size:
+                return
+
     def __iter__(self) -> Iterator[Any]:
+        if self._iterable:
+            yield from self._iter_stream()
+            return
         if not self._auto_collation:
             for idx in self.sampler:
                 yield self.collate_fn(self.dataset[idx])
