@@ -7,9 +7,9 @@
     updates, state = opt.update(grads, state, params)
     params = fn.optim.apply_updates(params, updates)
 
-Every public optimiser (``sgd adam adamw rmsprop adagrad``) has torch.optim's defaults and
-matches the same-named torch.optim optimiser step for step. They are chains of the small
-transformations exported here, which compose into new optimisers::
+Every public optimiser (``sgd adam adamw rmsprop adagrad nadam radam adamax adadelta``) has
+torch.optim's defaults and matches the same-named torch.optim optimiser step for step. They are
+chains of the small transformations exported here, which compose into new optimisers::
 
     opt = fn.optim.chain(fn.optim.clip_by_global_norm(1.0), fn.optim.adamw(3e-4))
 
@@ -20,7 +20,17 @@ optimiser step can itself be differentiated (e.g. for meta-learning).
 See also: ``funcnn_modules.optim``, the stateful PyTorch-style classes over these functions.
 """
 
-from funcnn.optim._alias import adagrad, adam, adamw, rmsprop, sgd
+from funcnn.optim._alias import (
+    adadelta,
+    adagrad,
+    adam,
+    adamax,
+    adamw,
+    nadam,
+    radam,
+    rmsprop,
+    sgd,
+)
 from funcnn.optim._base import (
     EmptyState,
     GradientTransformation,
@@ -49,12 +59,19 @@ from funcnn.optim._schedules import (
     step_schedule,
 )
 from funcnn.optim._transforms import (
+    ScaleByAdadeltaState,
     ScaleByAdagradState,
+    ScaleByAdamaxState,
     ScaleByAdamState,
+    ScaleByNadamState,
     ScaleByRmsState,
     TraceState,
+    scale_by_adadelta,
     scale_by_adagrad,
     scale_by_adam,
+    scale_by_adamax,
+    scale_by_nadam,
+    scale_by_radam,
     scale_by_rms,
     trace,
 )
@@ -66,6 +83,10 @@ __all__ = [
     "adamw",
     "rmsprop",
     "adagrad",
+    "nadam",
+    "radam",
+    "adamax",
+    "adadelta",
     # protocol and combinators
     "GradientTransformation",
     "chain",
@@ -80,6 +101,10 @@ __all__ = [
     "scale_by_adam",
     "scale_by_rms",
     "scale_by_adagrad",
+    "scale_by_nadam",
+    "scale_by_radam",
+    "scale_by_adamax",
+    "scale_by_adadelta",
     "clip",
     "clip_by_global_norm",
     "global_norm",
@@ -90,6 +115,9 @@ __all__ = [
     "ScaleByAdamState",
     "ScaleByRmsState",
     "ScaleByAdagradState",
+    "ScaleByNadamState",
+    "ScaleByAdamaxState",
+    "ScaleByAdadeltaState",
     # schedules
     "Schedule",
     "ScalarOrSchedule",

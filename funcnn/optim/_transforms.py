@@ -1,16 +1,17 @@
-"""The stateful building blocks: momentum, Adam's moments, RMSprop's and Adagrad's accumulators.
+"""The stateful building blocks: momentum, the Adam family's moments, RMSprop's, Adagrad's and
+Adadelta's accumulators.
 
 Each follows the arithmetic of the same-named ``torch.optim`` optimiser (single-tensor path), so
 an optimiser chained from them matches PyTorch step for step. States are NamedTuples of a step
-count (a Python int) and pytrees shaped like the parameters.
+count (a Python int) and pytrees shaped like the parameters (NAdam adds one 0-d array).
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from funcnn import backend, tree
 from funcnn import numpy as fnp
-from funcnn import tree
 from funcnn.optim._base import GradientTransformation, _check_number
 
 __all__ = [
@@ -18,10 +19,17 @@ __all__ = [
     "ScaleByAdamState",
     "ScaleByRmsState",
     "ScaleByAdagradState",
+    "ScaleByNadamState",
+    "ScaleByAdamaxState",
+    "ScaleByAdadeltaState",
     "trace",
     "scale_by_adam",
     "scale_by_rms",
     "scale_by_adagrad",
+    "scale_by_nadam",
+    "scale_by_radam",
+    "scale_by_adamax",
+    "scale_by_adadelta",
 ]
 
 
@@ -282,5 +290,213 @@ def scale_by_adagrad(
         else:
             out = tree.map(lambda g, s: g / (fnp.sqrt(s) + epsilon) / factor, updates, total)
         return out, ScaleByAdagradState(count, total)
+
+    return GradientTransformation(init, update)
+
+
+def _scalar_dtype_name() -> str:
+    """The dtype of per-step scalar state (torch's ``_get_scalar_dtype``): float64 when the
+    default float dtype is float64, float32 otherwise."""
+    return "float64" if backend.dtype_of(0.0).name == "float64" else "float32"
+
+
+class ScaleByNadamState(NamedTuple):
+    """NAdam: ``count`` steps, ``mu_product`` (the product of the momentum schedule so far, a
+    0-d array in the scalar dtype, as torch keeps it), and the moments ``mu`` and ``nu``."""
+
+    count: int
+    mu_product: Any
+    mu: Any
+    nu: Any
+
+
+def scale_by_nadam(
+    b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, momentum_decay: float = 4e-3
+) -> GradientTransformation:
+    """Rescale updates by NAdam's Nesterov-corrected moments (torch.optim.NAdam's formula).
+
+    With ``t`` the step (from 1), the momentum schedule ``mu_t = b1 (1 - 0.5 * 0.96**(t psi))``
+    (``psi = momentum_decay``) and ``mu_product *= mu_t``: ``m = lerp(m, g, 1 - b1)``,
+    ``v = b2 v + (1 - b2) g**2``, ``denom = sqrt(v / (1 - b2**t)) + eps`` and the output is
+    ``((1 - mu_t) / (1 - mu_product) * g + mu_{t+1} / (1 - mu_product * mu_{t+1}) * m) / denom``.
+
+    ``mu_product`` is a 0-d array kept in float32 unless the default float dtype is float64
+    (torch's scalar dtype), and multiplied in that precision, so the numbers are torch's.
+
+    Args:
+        b1: decay of the first moment, in [0, 1).
+        b2: decay of the second moment, in [0, 1).
+        eps: added to the denominator after the square root (>= 0).
+        momentum_decay: the momentum schedule's decay ``psi`` (>= 0).
+    """
+    beta1 = _check_beta("scale_by_nadam", 0, b1)
+    beta2 = _check_beta("scale_by_nadam", 1, b2)
+    epsilon = _check_number("scale_by_nadam", "eps", eps)
+    psi = _check_number("scale_by_nadam", "momentum_decay", momentum_decay)
+
+    def init(params: Any) -> ScaleByNadamState:
+        one = backend.asarray(1.0, dtype=_scalar_dtype_name())
+        return ScaleByNadamState(0, one, _zeros(params), _zeros(params))
+
+    def update(
+        updates: Any, state: ScaleByNadamState, params: Any = None
+    ) -> tuple[Any, ScaleByNadamState]:
+        count = state.count + 1
+        bc2 = 1.0 - beta2**count
+        mu = beta1 * (1.0 - 0.5 * (0.96 ** (count * psi)))
+        mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((count + 1) * psi)))
+        mu_product = state.mu_product * mu  # in the 0-d array's own precision, as torch
+        prod = float(mu_product)
+        coef_g = (1.0 - mu) / (1.0 - prod)
+        coef_m = mu_next / (1.0 - prod * mu_next)
+
+        def leaf(g: Any, m: Any, v: Any) -> tuple:
+            m = _lerp(m, g, 1.0 - beta1)
+            v = v * beta2 + (g * g) * (1.0 - beta2)
+            denom = fnp.sqrt(v / bc2) + epsilon
+            return (g * coef_g + m * coef_m) / denom, m, v
+
+        out, m, v = _leafwise(leaf, 3, updates, state.mu, state.nu)
+        return out, ScaleByNadamState(count, mu_product, m, v)
+
+    return GradientTransformation(init, update)
+
+
+def scale_by_radam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> GradientTransformation:
+    """Rescale updates by RAdam's rectified moments (torch.optim.RAdam's formula).
+
+    With ``t`` the step (from 1): the moments are Adam's (``m = lerp(m, g, 1 - b1)``,
+    ``v = b2 v + (1 - b2) g**2``); with ``rho_inf = 2 / (1 - b2) - 1`` and
+    ``rho_t = rho_inf - 2 t b2**t / (1 - b2**t)``, the output is ``m / (1 - b1**t)`` times, when
+    ``rho_t > 5``, the rectification ``r_t * sqrt(1 - b2**t) / (sqrt(v) + eps)`` with
+    ``r_t = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))``.
+    The state is a :class:`ScaleByAdamState` (``nu_max`` None).
+
+    Args:
+        b1: decay of the first moment, in [0, 1).
+        b2: decay of the second moment, in [0, 1).
+        eps: added to the denominator after the square root (>= 0).
+    """
+    beta1 = _check_beta("scale_by_radam", 0, b1)
+    beta2 = _check_beta("scale_by_radam", 1, b2)
+    epsilon = _check_number("scale_by_radam", "eps", eps)
+    rho_inf = 2.0 / (1.0 - beta2) - 1.0
+
+    def init(params: Any) -> ScaleByAdamState:
+        return ScaleByAdamState(0, _zeros(params), _zeros(params), None)
+
+    def update(
+        updates: Any, state: ScaleByAdamState, params: Any = None
+    ) -> tuple[Any, ScaleByAdamState]:
+        count = state.count + 1
+        bc1 = 1.0 - beta1**count
+        bc2 = 1.0 - beta2**count
+        rho_t = rho_inf - 2 * count * (beta2**count) / bc2
+        rectified = rho_t > 5.0
+        if rectified:
+            rect = (
+                (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
+            ) ** 0.5
+            factor = rect * bc2**0.5
+
+        def leaf(g: Any, m: Any, v: Any) -> tuple:
+            m = _lerp(m, g, 1.0 - beta1)
+            v = v * beta2 + (g * g) * (1.0 - beta2)
+            out = m / bc1
+            if rectified:
+                out = out * factor / (fnp.sqrt(v) + epsilon)
+            return out, m, v
+
+        out, m, v = _leafwise(leaf, 3, updates, state.mu, state.nu)
+        return out, ScaleByAdamState(count, m, v, None)
+
+    return GradientTransformation(init, update)
+
+
+class ScaleByAdamaxState(NamedTuple):
+    """Adamax: ``count`` steps, the first moments ``mu`` and the infinity norms ``inf_norm``."""
+
+    count: int
+    mu: Any
+    inf_norm: Any
+
+
+def scale_by_adamax(
+    b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
+) -> GradientTransformation:
+    """Rescale updates by Adamax's infinity norm (torch.optim.Adamax's formula).
+
+    With ``t`` the step (from 1): ``m = lerp(m, g, 1 - b1)``,
+    ``u = maximum(b2 * u, |g| + eps)`` and the output is ``m / u / (1 - b1**t)``.
+
+    Args:
+        b1: decay of the first moment, in [0, 1).
+        b2: decay of the infinity norm, in [0, 1).
+        eps: added to ``|g|`` (>= 0).
+    """
+    beta1 = _check_beta("scale_by_adamax", 0, b1)
+    beta2 = _check_beta("scale_by_adamax", 1, b2)
+    epsilon = _check_number("scale_by_adamax", "eps", eps)
+
+    def init(params: Any) -> ScaleByAdamaxState:
+        return ScaleByAdamaxState(0, _zeros(params), _zeros(params))
+
+    def update(
+        updates: Any, state: ScaleByAdamaxState, params: Any = None
+    ) -> tuple[Any, ScaleByAdamaxState]:
+        count = state.count + 1
+        bc1 = 1.0 - beta1**count
+
+        def leaf(g: Any, m: Any, u: Any) -> tuple:
+            m = _lerp(m, g, 1.0 - beta1)
+            u = fnp.maximum(u * beta2, fnp.abs(g) + epsilon)
+            return (m / u) / bc1, m, u
+
+        out, m, u = _leafwise(leaf, 3, updates, state.mu, state.inf_norm)
+        return out, ScaleByAdamaxState(count, m, u)
+
+    return GradientTransformation(init, update)
+
+
+class ScaleByAdadeltaState(NamedTuple):
+    """Adadelta: ``count`` steps, the running means of squared updates (``square_avg``) and of
+    squared steps (``acc_delta``)."""
+
+    count: int
+    square_avg: Any
+    acc_delta: Any
+
+
+def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> GradientTransformation:
+    """Rescale updates by the ratio of running RMS of steps and of updates (torch.optim.Adadelta).
+
+    ``sq = rho sq + (1 - rho) g**2``, ``delta = sqrt(acc + eps) / sqrt(sq + eps) * g``,
+    ``acc = rho acc + (1 - rho) delta**2``; the output is ``delta``.
+
+    Args:
+        rho: decay of the running means, in [0, 1].
+        eps: added inside both square roots (>= 0).
+    """
+    r = _check_number("scale_by_adadelta", "rho", rho)
+    if r > 1.0:
+        raise ValueError(
+            f"funcnn.optim.scale_by_adadelta: invalid rho value: {rho!r} (must be in [0, 1])"
+        )
+    epsilon = _check_number("scale_by_adadelta", "eps", eps)
+
+    def init(params: Any) -> ScaleByAdadeltaState:
+        return ScaleByAdadeltaState(0, _zeros(params), _zeros(params))
+
+    def update(
+        updates: Any, state: ScaleByAdadeltaState, params: Any = None
+    ) -> tuple[Any, ScaleByAdadeltaState]:
+        def leaf(g: Any, sq: Any, acc: Any) -> tuple:
+            sq = sq * r + (g * g) * (1.0 - r)
+            delta = fnp.sqrt(acc + epsilon) / fnp.sqrt(sq + epsilon) * g
+            acc = acc * r + (delta * delta) * (1.0 - r)
+            return delta, sq, acc
+
+        out, sq, acc = _leafwise(leaf, 3, updates, state.square_avg, state.acc_delta)
+        return out, ScaleByAdadeltaState(state.count + 1, sq, acc)
 
     return GradientTransformation(init, update)

@@ -9,12 +9,34 @@
         optimizer.step()
     scheduler.step()
 
-``SGD Adam AdamW RMSprop Adagrad`` keep torch.optim's constructors, defaults, ``param_groups``
-and ``state_dict`` layout, and give its numbers step for step.
+``SGD Adam AdamW RMSprop Adagrad NAdam RAdam Adamax Adadelta`` keep torch.optim's constructors,
+defaults, ``param_groups`` and ``state_dict`` layout, and give its numbers step for step.
 """
 
 from funcnn_modules.optim import lr_scheduler
-from funcnn_modules.optim._optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
+from funcnn_modules.optim._optimizers import (
+    SGD,
+    Adadelta,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    NAdam,
+    RAdam,
+    RMSprop,
+)
 from funcnn_modules.optim.optimizer import Optimizer
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "lr_scheduler"]
+__all__ = [
+    "Optimizer",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "RMSprop",
+    "Adagrad",
+    "NAdam",
+    "RAdam",
+    "Adamax",
+    "Adadelta",
+    "lr_scheduler",
+]

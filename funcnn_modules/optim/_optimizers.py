@@ -1,4 +1,5 @@
-"""SGD, Adam, AdamW, RMSprop and Adagrad: torch.optim's classes as shells over funcnn.optim.
+"""SGD, Adam, AdamW, RMSprop, Adagrad, NAdam, RAdam, Adamax and Adadelta: torch.optim's classes
+as shells over funcnn.optim.
 
 Each class keeps torch.optim's constructor, defaults, validation messages, ``param_groups``
 keys and per-parameter state names; its ``step()`` calls the same-named ``funcnn.optim``
@@ -9,13 +10,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from funcnn import backend
 from funcnn import numpy as fnp
 from funcnn import optim as fo
 from funcnn.optim._base import GradientTransformation
+from funcnn.optim._transforms import _scalar_dtype_name
 from funcnn_modules.optim.optimizer import Optimizer
 from funcnn_modules.tensor import wrap
 
-__all__ = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]
+__all__ = [
+    "SGD",
+    "Adam",
+    "AdamW",
+    "RMSprop",
+    "Adagrad",
+    "NAdam",
+    "RAdam",
+    "Adamax",
+    "Adadelta",
+]
 
 _NOT_DIFFERENTIABLE = (
     "{cls}: differentiable=True is not supported; to differentiate through optimiser steps "
@@ -433,3 +446,330 @@ class Adagrad(Optimizer):
         for st, total in zip(states, core.sum):
             self._put_step(st, core.count)
             self._put(st, "sum", total)
+
+
+def _read_moments(opt: Optimizer, states: list[dict], params: list) -> tuple[list, list]:
+    pairs = list(zip(states, params))
+    return (
+        [opt._get(st, "exp_avg", p) for st, p in pairs],
+        [opt._get(st, "exp_avg_sq", p) for st, p in pairs],
+    )
+
+
+def _copy(x: Any) -> Any:
+    return backend.namespace(x).asarray(x, copy=True)
+
+
+class NAdam(Optimizer):
+    """NAdam (``torch.optim.NAdam``): Adam with Nesterov momentum; with
+    ``decoupled_weight_decay=True`` the weight decay is AdamW's (NAdamW).
+
+    See ``funcnn.optim.nadam``. State per parameter: ``step``, ``mu_product`` (a 0-d tensor in
+    float32, or float64 when that is the default dtype), ``exp_avg`` and ``exp_avg_sq``.
+    Loading a state dict keeps ``mu_product``'s dtype, as it keeps ``step``'s (PyTorch casts
+    ``mu_product`` to the parameter's dtype, so its own resumed runs drift in the last bits).
+
+    Args:
+        params: tensors or param groups to optimise.
+        lr: learning rate (default 2e-3).
+        betas: decay rates of the first and second moments, each in [0, 1).
+        eps: added to the denominator after the square root.
+        weight_decay: weight decay.
+        momentum_decay: the momentum schedule's decay (default 4e-3).
+        decoupled_weight_decay: apply weight decay to the parameters, as AdamW.
+        maximize: maximise the objective.
+        foreach, capturable: accepted for compatibility; no effect on the arithmetic.
+        differentiable: must be False.
+    """
+
+    _core_state_type = fo.ScaleByNadamState
+    _scalar_state_keys = ("step", "mu_product")
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 2e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        momentum_decay: float = 4e-3,
+        decoupled_weight_decay: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+    ) -> None:
+        betas = _check_adam_args(lr, betas, eps, weight_decay)
+        if not 0.0 <= momentum_decay:
+            raise ValueError(f"Invalid momentum_decay value: {momentum_decay}")
+        _check_differentiable("NAdam", "nadam", differentiable)
+        defaults = {
+            "lr": lr,
+            "betas": betas,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "momentum_decay": momentum_decay,
+            "decoupled_weight_decay": decoupled_weight_decay,
+            "maximize": maximize,
+            "foreach": foreach,
+            "capturable": capturable,
+            "differentiable": differentiable,
+        }
+        super().__init__(params, defaults)
+
+    def _transformation(self, group: dict[str, Any]) -> GradientTransformation:
+        b1, b2 = group["betas"]
+        return fo.nadam(
+            float(group["lr"]),
+            b1=float(b1),
+            b2=float(b2),
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            momentum_decay=group["momentum_decay"],
+            decoupled_weight_decay=group["decoupled_weight_decay"],
+            maximize=group["maximize"],
+        )
+
+    def _bucket(self, group: dict[str, Any], state: dict[str, Any]) -> Any:
+        # one update call shares one mu_product: group by it as well as by the step count
+        mu_product = state.get("mu_product")
+        if mu_product is None:
+            return self._count(state), 1.0, _scalar_dtype_name()
+        return self._count(state), float(mu_product.item()), str(mu_product.dtype)
+
+    def _read_state(self, group: dict[str, Any], states: list[dict], params: list) -> Any:
+        first = states[0].get("mu_product")
+        if first is None:
+            mu_product = backend.asarray(1.0, dtype=_scalar_dtype_name())
+        else:
+            mu_product = first._value
+        return fo.ScaleByNadamState(
+            self._count(states[0]), mu_product, *_read_moments(self, states, params)
+        )
+
+    def _write_state(self, group: dict[str, Any], states: list[dict], core: Any) -> None:
+        for i, st in enumerate(states):
+            self._put_step(st, core.count)
+            self._put(st, "mu_product", _copy(core.mu_product))
+            self._put(st, "exp_avg", core.mu[i])
+            self._put(st, "exp_avg_sq", core.nu[i])
+
+
+class RAdam(Optimizer):
+    """RAdam (``torch.optim.RAdam``): Adam with a rectified adaptive learning rate; with
+    ``decoupled_weight_decay=True`` the weight decay is AdamW's.
+
+    See ``funcnn.optim.radam``. State per parameter: ``step``, ``exp_avg`` and ``exp_avg_sq``.
+
+    Args:
+        params: tensors or param groups to optimise.
+        lr: learning rate (default 1e-3).
+        betas: decay rates of the first and second moments, each in [0, 1).
+        eps: added to the denominator after the square root.
+        weight_decay: weight decay.
+        decoupled_weight_decay: apply weight decay to the parameters, as AdamW.
+        maximize: maximise the objective.
+        foreach, capturable: accepted for compatibility; no effect on the arithmetic.
+        differentiable: must be False.
+    """
+
+    _core_state_type = fo.ScaleByAdamState
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        decoupled_weight_decay: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+    ) -> None:
+        betas = _check_adam_args(lr, betas, eps, weight_decay)
+        _check_differentiable("RAdam", "radam", differentiable)
+        defaults = {
+            "lr": lr,
+            "betas": betas,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "maximize": maximize,
+            "foreach": foreach,
+            "capturable": capturable,
+            "decoupled_weight_decay": decoupled_weight_decay,
+            "differentiable": differentiable,
+        }
+        super().__init__(params, defaults)
+
+    def _transformation(self, group: dict[str, Any]) -> GradientTransformation:
+        b1, b2 = group["betas"]
+        return fo.radam(
+            float(group["lr"]),
+            b1=float(b1),
+            b2=float(b2),
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            decoupled_weight_decay=group["decoupled_weight_decay"],
+            maximize=group["maximize"],
+        )
+
+    def _read_state(self, group: dict[str, Any], states: list[dict], params: list) -> Any:
+        return fo.ScaleByAdamState(
+            self._count(states[0]), *_read_moments(self, states, params), None
+        )
+
+    def _write_state(self, group: dict[str, Any], states: list[dict], core: Any) -> None:
+        for i, st in enumerate(states):
+            self._put_step(st, core.count)
+            self._put(st, "exp_avg", core.mu[i])
+            self._put(st, "exp_avg_sq", core.nu[i])
+
+
+class Adamax(Optimizer):
+    """Adamax (``torch.optim.Adamax``): Adam with the infinity norm; see ``funcnn.optim.adamax``.
+
+    State per parameter: ``step``, ``exp_avg`` and ``exp_inf``.
+
+    Args:
+        params: tensors or param groups to optimise.
+        lr: learning rate (default 2e-3).
+        betas: decay rates of the first moment and of the infinity norm, each in [0, 1).
+        eps: added to ``|grad|`` before the maximum.
+        weight_decay: L2 penalty.
+        maximize: maximise the objective.
+        foreach, capturable: accepted for compatibility; no effect on the arithmetic.
+        differentiable: must be False.
+    """
+
+    _core_state_type = fo.ScaleByAdamaxState
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 2e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        foreach: bool | None = None,
+        *,
+        maximize: bool = False,
+        differentiable: bool = False,
+        capturable: bool = False,
+    ) -> None:
+        betas = _check_adam_args(lr, betas, eps, weight_decay)
+        _check_differentiable("Adamax", "adamax", differentiable)
+        defaults = {
+            "lr": lr,
+            "betas": betas,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "foreach": foreach,
+            "maximize": maximize,
+            "differentiable": differentiable,
+            "capturable": capturable,
+        }
+        super().__init__(params, defaults)
+
+    def _transformation(self, group: dict[str, Any]) -> GradientTransformation:
+        b1, b2 = group["betas"]
+        return fo.adamax(
+            float(group["lr"]),
+            b1=float(b1),
+            b2=float(b2),
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            maximize=group["maximize"],
+        )
+
+    def _read_state(self, group: dict[str, Any], states: list[dict], params: list) -> Any:
+        pairs = list(zip(states, params))
+        return fo.ScaleByAdamaxState(
+            self._count(states[0]),
+            [self._get(st, "exp_avg", p) for st, p in pairs],
+            [self._get(st, "exp_inf", p) for st, p in pairs],
+        )
+
+    def _write_state(self, group: dict[str, Any], states: list[dict], core: Any) -> None:
+        for i, st in enumerate(states):
+            self._put_step(st, core.count)
+            self._put(st, "exp_avg", core.mu[i])
+            self._put(st, "exp_inf", core.inf_norm[i])
+
+
+class Adadelta(Optimizer):
+    """Adadelta (``torch.optim.Adadelta``); see ``funcnn.optim.adadelta``.
+
+    State per parameter: ``step``, ``square_avg`` and ``acc_delta``.
+
+    Args:
+        params: tensors or param groups to optimise.
+        lr: coefficient that scales delta before it is applied (default 1.0).
+        rho: decay of the running means, in [0, 1].
+        eps: added inside the square roots (default 1e-6).
+        weight_decay: L2 penalty.
+        maximize: maximise the objective.
+        foreach, capturable: accepted for compatibility; no effect on the arithmetic.
+        differentiable: must be False.
+    """
+
+    _core_state_type = fo.ScaleByAdadeltaState
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1.0,
+        rho: float = 0.9,
+        eps: float = 1e-6,
+        weight_decay: float = 0,
+        foreach: bool | None = None,
+        *,
+        capturable: bool = False,
+        maximize: bool = False,
+        differentiable: bool = False,
+    ) -> None:
+        _check_lr(lr)
+        if not 0.0 <= rho <= 1.0:
+            raise ValueError(f"Invalid rho value: {rho}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        _check_differentiable("Adadelta", "adadelta", differentiable)
+        defaults = {
+            "lr": lr,
+            "rho": rho,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "maximize": maximize,
+            "capturable": capturable,
+            "foreach": foreach,
+            "differentiable": differentiable,
+        }
+        super().__init__(params, defaults)
+
+    def _transformation(self, group: dict[str, Any]) -> GradientTransformation:
+        return fo.adadelta(
+            float(group["lr"]),
+            rho=group["rho"],
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            maximize=group["maximize"],
+        )
+
+    def _read_state(self, group: dict[str, Any], states: list[dict], params: list) -> Any:
+        pairs = list(zip(states, params))
+        return fo.ScaleByAdadeltaState(
+            self._count(states[0]),
+            [self._get(st, "square_avg", p) for st, p in pairs],
+            [self._get(st, "acc_delta", p) for st, p in pairs],
+        )
+
+    def _write_state(self, group: dict[str, Any], states: list[dict], core: Any) -> None:
+        for i, st in enumerate(states):
+            self._put_step(st, core.count)
+            self._put(st, "square_avg", core.square_avg[i])
+            self._put(st, "acc_delta", core.acc_delta[i])

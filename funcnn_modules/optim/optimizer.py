@@ -26,6 +26,7 @@ from funcnn import backend
 from funcnn import numpy as fnp
 from funcnn import optim as fo
 from funcnn.optim._base import GradientTransformation
+from funcnn.optim._transforms import _scalar_dtype_name
 from funcnn_modules._grad_mode import enable_grad
 from funcnn_modules.tensor import Tensor, wrap
 
@@ -90,6 +91,8 @@ class Optimizer:
     """
 
     _core_state_type: type | None = None
+    # per-parameter scalar entries that keep their own dtype on load (not the parameter's)
+    _scalar_state_keys: tuple[str, ...] = ("step",)
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         self.defaults = defaults
@@ -277,7 +280,8 @@ class Optimizer:
 
     @staticmethod
     def _put_step(state: dict[str, Any], count: int) -> None:
-        value = backend.asarray(float(count), dtype="float32")
+        # torch's scalar dtype: float32, or float64 when that is the default dtype
+        value = backend.asarray(float(count), dtype=_scalar_dtype_name())
         Optimizer._put(state, "step", value)
 
     @staticmethod
@@ -356,7 +360,10 @@ class Optimizer:
             key = int(k) if isinstance(k, str) and k.lstrip("-").isdigit() else k
             if key in id_map:
                 param = id_map[key]
-                state[param] = {name: _cast(param, val, name) for name, val in v.items()}
+                state[param] = {
+                    name: _cast(param, val, name, name in self._scalar_state_keys)
+                    for name, val in v.items()
+                }
             else:
                 state[key] = v
         new_groups = []
@@ -389,20 +396,24 @@ class Optimizer:
         return out + ")"
 
 
-def _cast(param: Tensor, value: Any, key: str) -> Any:
-    """A copy of a loaded buffer, as a Tensor in ``param``'s dtype and on its device."""
+def _cast(param: Tensor, value: Any, key: str, scalar: bool = False) -> Any:
+    """A copy of a loaded buffer, as a Tensor in ``param``'s dtype and on its device.
+
+    A ``scalar`` entry (``step``, NAdam's ``mu_product``) keeps its own dtype; a Python number
+    there becomes a 0-d tensor in torch's scalar dtype (float32 unless the default is float64).
+    """
     if isinstance(value, Tensor):
         raw = value._value
     elif backend.is_array(value) and not isinstance(value, (int, float)):
         raw = value
-    elif key == "step" and isinstance(value, (int, float)):
-        return wrap(backend.asarray(float(value), dtype="float32"))
+    elif scalar and isinstance(value, (int, float)):
+        return wrap(backend.asarray(float(value), dtype=_scalar_dtype_name()))
     elif isinstance(value, dict):
-        return {k: _cast(param, v, k) for k, v in value.items()}
+        return {k: _cast(param, v, k, k == "step") for k, v in value.items()}
     else:
         return copy.deepcopy(value)
     target = param._value
-    if key != "step" and backend.is_floating(target) and backend.is_floating(raw):
+    if not scalar and backend.is_floating(target) and backend.is_floating(raw):
         raw = backend.asarray(raw, dtype=target.dtype, like=target)
     elif backend.backend_name(raw) != backend.backend_name(target):
         raw = backend.asarray(raw, like=target)
