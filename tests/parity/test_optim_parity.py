@@ -14,6 +14,15 @@ import math
 import numpy as np
 import pytest
 import torch
+from _optim_runs import (
+    GROUPS,
+    STEPS,
+    _grad,
+    _initial_params,
+    _noise,
+    _run_funcnn,
+    _run_torch,
+)
 
 import funcnn.optim as fo
 import funcnn_modules as fm
@@ -23,7 +32,6 @@ from funcnn_modules.nn.utils.clip_grad import clip_grad_norm_, clip_grad_value_
 
 pytestmark = pytest.mark.parity
 
-STEPS = 20
 RTOL, ATOL = 1e-10, 1e-12
 
 # (torch class name, funcnn function, torch kwargs for group 0, overrides for group 1)
@@ -75,74 +83,6 @@ CONFIGS = {
         {"eps": 1e-6, "maximize": True},
     ),
 }
-
-
-def _fn_kwargs(torch_kwargs: dict) -> dict:
-    """torch.optim's keyword names as funcnn.optim's."""
-    out = dict(torch_kwargs)
-    if "lr" in out:
-        out["learning_rate"] = out.pop("lr")
-    if "betas" in out:
-        out["b1"], out["b2"] = out.pop("betas")
-    return out
-
-
-def _initial_params(seed: int = 0) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return [
-        rng.normal(size=(4, 3)),
-        rng.normal(size=3),
-        rng.normal(size=(2, 5)),
-        rng.normal(size=()),
-    ]
-
-
-def _noise(step: int, shapes: list[tuple]) -> list[np.ndarray]:
-    rng = np.random.default_rng(1000 + step)
-    return [rng.normal(size=s) for s in shapes]
-
-
-def _grad(p: np.ndarray, noise: np.ndarray) -> np.ndarray:
-    """A gradient that depends on the parameters (of 0.5 |p|^2 - cos(p) + noise . p)."""
-    return 0.5 * p + np.sin(p) + noise
-
-
-GROUPS = ([0, 1], [2, 3])  # which parameters each group holds
-
-
-def _run_torch(cls_name: str, kw0: dict, kw1: dict, params: list[np.ndarray], scheduler=None):
-    tparams = [torch.tensor(p, requires_grad=True) for p in params]
-    groups = [
-        {"params": [tparams[i] for i in GROUPS[0]]},
-        {"params": [tparams[i] for i in GROUPS[1]], **kw1},
-    ]
-    opt = getattr(torch.optim, cls_name)(groups, **kw0)
-    sched = scheduler(opt) if scheduler is not None else None
-    for step in range(STEPS):
-        noise = _noise(step, [p.shape for p in params])
-        for tp, n in zip(tparams, noise):
-            tp.grad = torch.tensor(_grad(tp.detach().numpy(), n))
-        opt.step()
-        if sched is not None:
-            sched.step()
-    return [tp.detach().numpy() for tp in tparams]
-
-
-def _run_funcnn(make, kw0: dict, kw1: dict, params: list[np.ndarray]):
-    opts = [make(**_fn_kwargs(kw0)), make(**_fn_kwargs({**kw0, **kw1}))]
-    trees = [[params[i] for i in g] for g in GROUPS]
-    states = [o.init(t) for o, t in zip(opts, trees)]
-    for step in range(STEPS):
-        noise = _noise(step, [p.shape for p in params])
-        for gi, g in enumerate(GROUPS):
-            grads = [_grad(p, noise[i]) for p, i in zip(trees[gi], g)]
-            updates, states[gi] = opts[gi].update(grads, states[gi], trees[gi])
-            trees[gi] = fo.apply_updates(trees[gi], updates)
-    out = [None] * len(params)
-    for gi, g in enumerate(GROUPS):
-        for p, i in zip(trees[gi], g):
-            out[i] = p
-    return out
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
