@@ -486,8 +486,8 @@ def stack(tensors: Sequence[Tensor], dim: int = 0, *, out: Any = None) -> Tensor
 
 def where(condition: Any, input: Any = None, other: Any = None) -> Any:  # noqa: A002
     """``input`` where ``condition`` holds, else ``other`` (tensors or numbers)."""
-    if input is None and other is None:
-        return tuple(wrap(a) for a in np.nonzero(np.asarray(backend.to_numpy(as_array(condition)))))
+    if input is None and other is None:  # torch.where(c) is c.nonzero(as_tuple=True)
+        return as_tensor(condition).nonzero(as_tuple=True)
     if isinstance(input, Tensor):
         return input.where(condition, other)
     if isinstance(other, Tensor):
@@ -518,15 +518,21 @@ def einsum(equation: str, *operands: Any) -> Tensor:
 def allclose(
     input: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
 ) -> bool:  # noqa: A002
-    a = np.asarray(backend.to_numpy(as_array(input)))
-    b = np.asarray(backend.to_numpy(as_array(other)))
-    return bool(np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
+    """``|input - other| <= atol + rtol |other|`` everywhere (equal infinities are close; NaNs
+    only with ``equal_nan``), computed where the tensors are."""
+    a, b = as_array(input), as_array(other)
+    finite = fnp.logical_and(fnp.isfinite(a), fnp.isfinite(b))
+    a_f, b_f = fnp.where(finite, a, 0), fnp.where(finite, b, 0)  # no inf - inf
+    near = fnp.logical_and(finite, fnp.abs(a_f - b_f) <= atol + rtol * fnp.abs(b_f))
+    close = fnp.logical_or(a == b, near)
+    if equal_nan:
+        close = fnp.logical_or(close, fnp.logical_and(fnp.isnan(a), fnp.isnan(b)))
+    return bool(fnp.all(close))
 
 
 def equal(input: Tensor, other: Tensor) -> bool:  # noqa: A002
-    a = np.asarray(backend.to_numpy(as_array(input)))
-    b = np.asarray(backend.to_numpy(as_array(other)))
-    return a.shape == b.shape and bool(np.all(a == b))
+    a, b = as_array(input), as_array(other)
+    return tuple(a.shape) == tuple(b.shape) and bool(fnp.all(a == b))
 
 
 def outer(input: Tensor, vec2: Tensor) -> Tensor:  # noqa: A002

@@ -1507,17 +1507,16 @@ class Tensor:
     def nonzero(self, *, as_tuple: bool = False) -> Any:
         """Indices of the non-zero elements: (n, ndim) int64, or a tuple of 1-D index tensors."""
         raw = self._value
-        host = np.asarray(backend.to_numpy(raw))
-        if host.ndim == 0:  # PyTorch: one element with no coordinates, or (tensor([0]),)
-            hit = int(host != 0)
-            if as_tuple:
-                return (wrap(backend.from_numpy(np.zeros(hit, dtype=np.int64), like=raw)),)
-            return wrap(backend.from_numpy(np.zeros((hit, 0), dtype=np.int64), like=raw))
-        coords = np.nonzero(host)
-        parts = [backend.from_numpy(np.ascontiguousarray(p), like=raw) for p in coords]
+        xp = backend.namespace(raw)
+        if raw.ndim == 0:  # PyTorch: one element with no coordinates, or (tensor([0]),)
+            hit = int(bool(raw != 0))
+            shape = (hit,) if as_tuple else (hit, 0)
+            empty = wrap(backend.zeros(shape, dtype="int64", like=raw))
+            return (empty,) if as_tuple else empty
+        coords = [xp.astype(c, xp.int64) for c in xp.nonzero(raw)]  # on the tensor's device
         if as_tuple:
-            return tuple(wrap(p) for p in parts)
-        return wrap(backend.from_numpy(np.stack(coords, axis=1), like=raw))
+            return tuple(wrap(c) for c in coords)
+        return wrap(xp.stack(coords, axis=1))
 
     def argwhere(self) -> Tensor:
         return self.nonzero()

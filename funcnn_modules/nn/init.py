@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from funcnn import backend
+from funcnn import numpy as fnp
 from funcnn import random as frandom
 from funcnn.nn import _init_generic as ginit
 from funcnn_modules import _random
@@ -165,16 +164,14 @@ def trunc_normal_(
     if not a < b:
         raise ValueError(f"trunc_normal_: need a < b, got a={a}, b={b}")
     key = _random.key_from(generator)
-    values = np.zeros(shape, dtype=np.float64)
-    todo = np.ones(shape, dtype=bool)
+    values = todo = None  # values in float64, rounded to the tensor's dtype at the end
     for _ in range(_TRUNC_ROUNDS):
         key, sub = frandom.split(key)
-        draw = np.asarray(backend.to_numpy(frandom.normal(sub, shape, dtype="float64")))
-        draw = draw * std + mean
-        values = np.where(todo, draw, values)
-        todo = (values < a) | (values > b)
-        if not todo.any():
-            return _write(tensor, backend.from_numpy(values.astype(dtype)))
+        draw = frandom.normal(sub, shape, dtype="float64") * std + mean
+        values = draw if values is None else fnp.where(todo, draw, values)
+        todo = fnp.logical_or(values < a, values > b)
+        if not bool(fnp.any(todo)):
+            return _write(tensor, fnp.astype(values, dtype))
     raise ValueError(
         f"trunc_normal_: [a, b] = [{a}, {b}] holds too little of N({mean}, {std}**2) to sample "
         f"by rejection ({_TRUNC_ROUNDS} rounds)"

@@ -169,3 +169,18 @@ def test_in_place_random_fills_stay_on_the_tensors_backend():
         assert str(x._value.dtype).endswith("float32")
     u = torch.zeros(1000).uniform_(2.0, 3.0).numpy()
     assert u.dtype == np.float32 and u.min() >= 2.0 and u.max() < 3.0
+
+
+def test_nonzero_where_allclose_and_trunc_normal_stay_on_the_tensors_backend():
+    from funcnn import backend
+
+    raw = backend.device_put(np.array([[0.0, 1.0], [2.0, 0.0]], np.float32), "strict")
+    x = torch.Tensor._wrap(raw)
+    for out in (x.nonzero(), *x.nonzero(as_tuple=True), *torch.where(x)):
+        assert backend.backend_name(out._value) == "strict"
+    assert torch.allclose(x, x * 1.0) and torch.equal(x, x)
+    w = torch.Tensor._wrap(backend.device_put(np.zeros((50,), np.float32), "strict"))
+    nn.init.trunc_normal_(w, std=1.0, a=-0.5, b=0.5)
+    assert backend.backend_name(w._value) == "strict"
+    host = backend.to_numpy(w._value)
+    assert host.min() >= -0.5 and host.max() <= 0.5
