@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 import pytest
+from _optim_common import MORE_OPTIMISERS as OPTIMISERS
+from _optim_common import _loss
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,49 +24,12 @@ import funcnn_modules.optim as foptim
 from funcnn import backend
 from funcnn.testing import check_grads
 
-OPTIMISERS = {
-    "nadam": lambda: fo.nadam(1e-2, weight_decay=0.1),
-    "nadam_decoupled": lambda: fo.nadam(1e-2, weight_decay=0.1, decoupled_weight_decay=True),
-    "radam": lambda: fo.radam(1e-2, b2=0.9, weight_decay=0.1),
-    "radam_decoupled": lambda: fo.radam(
-        1e-2, b2=0.9, weight_decay=0.1, decoupled_weight_decay=True
-    ),
-    "adamax": lambda: fo.adamax(1e-2, weight_decay=0.01),
-    "adadelta": lambda: fo.adadelta(1.0, weight_decay=0.01),
-}
 CLASSES = {
     "NAdam": foptim.NAdam,
     "RAdam": foptim.RAdam,
     "Adamax": foptim.Adamax,
     "Adadelta": foptim.Adadelta,
 }
-
-
-def _params(dtype=np.float32, seed=0):
-    rng = np.random.default_rng(seed)
-    return {
-        "fc": {
-            "weight": rng.normal(size=(3, 4)).astype(dtype),
-            "bias": rng.normal(size=3).astype(dtype),
-        },
-        "scale": rng.normal(size=()).astype(dtype),
-    }
-
-
-def _loss(p):
-    x = fnp.asarray(np.linspace(-1, 1, 8, dtype=np.float32).reshape(2, 4))
-    x = fnp.astype(x, p["fc"]["weight"].dtype)
-    y = fnp.tanh(x @ p["fc"]["weight"].T + p["fc"]["bias"]) * p["scale"]
-    return fnp.sum(y * y)
-
-
-def _run(opt, params, steps=5):
-    state = opt.init(params)
-    for _ in range(steps):
-        grads = fn.grad(_loss)(params)
-        updates, state = opt.update(grads, state, params)
-        params = fo.apply_updates(params, updates)
-    return params, state
 
 
 def _core(state, cls):
@@ -231,33 +196,6 @@ def test_decoupled_decay_reads_the_scheduled_learning_rate():
 
 
 # ----------------------------------------------------------------------------- dtypes and pytrees
-
-
-@pytest.mark.parametrize("name", sorted(OPTIMISERS))
-def test_float32_params_and_states_stay_float32(name):
-    params, state = _run(OPTIMISERS[name](), _params(np.float32))
-    for leaf in fn.tree.leaves(params):
-        assert leaf.dtype == np.float32, name
-    for leaf in fn.tree.leaves(state):
-        if hasattr(leaf, "dtype"):
-            assert leaf.dtype == np.float32, name
-        else:
-            assert isinstance(leaf, int)  # step counters are Python ints
-
-
-@pytest.mark.parametrize("name", sorted(OPTIMISERS))
-def test_every_optimiser_decreases_the_loss(name):
-    p0 = _params(np.float64)
-    p1, _ = _run(OPTIMISERS[name](), p0, steps=20)
-    assert float(_loss(p1)) < float(_loss(p0))
-
-
-@pytest.mark.parametrize("name", sorted(OPTIMISERS))
-def test_float32_run_agrees_with_float64(name):
-    p32, _ = _run(OPTIMISERS[name](), _params(np.float32))
-    p64, _ = _run(OPTIMISERS[name](), _params(np.float64))
-    for a, b in zip(fn.tree.leaves(p32), fn.tree.leaves(p64)):
-        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
 
 
 def test_nadam_mu_product_follows_a_float64_default_dtype():

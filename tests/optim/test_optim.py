@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+from _optim_common import MORE_OPTIMISERS, _loss, _params, _run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,33 +31,6 @@ OPTIMISERS = {
     "rmsprop_centered_momentum": lambda: fo.rmsprop(1e-2, centered=True, momentum=0.9),
     "adagrad": lambda: fo.adagrad(1e-2, lr_decay=0.01, initial_accumulator_value=0.1),
 }
-
-
-def _params(dtype=np.float32, seed=0):
-    rng = np.random.default_rng(seed)
-    return {
-        "fc": {
-            "weight": rng.normal(size=(3, 4)).astype(dtype),
-            "bias": rng.normal(size=3).astype(dtype),
-        },
-        "scale": rng.normal(size=()).astype(dtype),
-    }
-
-
-def _loss(p):
-    x = fnp.asarray(np.linspace(-1, 1, 8, dtype=np.float32).reshape(2, 4))
-    x = fnp.astype(x, p["fc"]["weight"].dtype)
-    y = fnp.tanh(x @ p["fc"]["weight"].T + p["fc"]["bias"]) * p["scale"]
-    return fnp.sum(y * y)
-
-
-def _run(opt, params, steps=5):
-    state = opt.init(params)
-    for _ in range(steps):
-        grads = fn.grad(_loss)(params)
-        updates, state = opt.update(grads, state, params)
-        params = fo.apply_updates(params, updates)
-    return params, state
 
 
 # ----------------------------------------------------------------------------- the protocol
@@ -189,9 +163,12 @@ def test_weight_decay_needs_params():
 # ----------------------------------------------------------------------------- pytrees and dtypes
 
 
-@pytest.mark.parametrize("name", sorted(OPTIMISERS))
+EVERY_OPTIMISER = {**OPTIMISERS, **MORE_OPTIMISERS}
+
+
+@pytest.mark.parametrize("name", sorted(EVERY_OPTIMISER))
 def test_float32_params_and_states_stay_float32(name):
-    params, state = _run(OPTIMISERS[name](), _params(np.float32))
+    params, state = _run(EVERY_OPTIMISER[name](), _params(np.float32))
     for leaf in fn.tree.leaves(params):
         assert leaf.dtype == np.float32, name
     for leaf in fn.tree.leaves(state):
@@ -201,17 +178,17 @@ def test_float32_params_and_states_stay_float32(name):
             assert isinstance(leaf, int)  # step counters are Python ints
 
 
-@pytest.mark.parametrize("name", sorted(OPTIMISERS))
+@pytest.mark.parametrize("name", sorted(EVERY_OPTIMISER))
 def test_every_optimiser_decreases_the_loss(name):
     p0 = _params(np.float64)
-    p1, _ = _run(OPTIMISERS[name](), p0, steps=20)
+    p1, _ = _run(EVERY_OPTIMISER[name](), p0, steps=20)
     assert float(_loss(p1)) < float(_loss(p0))
 
 
-@pytest.mark.parametrize("name", sorted(OPTIMISERS))
+@pytest.mark.parametrize("name", sorted(EVERY_OPTIMISER))
 def test_float32_run_agrees_with_float64(name):
-    p32, _ = _run(OPTIMISERS[name](), _params(np.float32))
-    p64, _ = _run(OPTIMISERS[name](), _params(np.float64))
+    p32, _ = _run(EVERY_OPTIMISER[name](), _params(np.float32))
+    p64, _ = _run(EVERY_OPTIMISER[name](), _params(np.float64))
     for a, b in zip(fn.tree.leaves(p32), fn.tree.leaves(p64)):
         np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
 

@@ -15,13 +15,20 @@ import numpy as np
 import pytest
 import torch
 from _optim_runs import (
+    ATOL,
     GROUPS,
+    RTOL,
     STEPS,
+    _assert_same_params,
+    _assert_same_state,
     _grad,
+    _groups,
     _initial_params,
     _noise,
+    _pair_params,
     _run_funcnn,
     _run_torch,
+    _set_grads,
 )
 
 import funcnn.optim as fo
@@ -32,7 +39,6 @@ from funcnn_modules.nn.utils.clip_grad import clip_grad_norm_, clip_grad_value_
 
 pytestmark = pytest.mark.parity
 
-RTOL, ATOL = 1e-10, 1e-12
 
 # (torch class name, funcnn function, torch kwargs for group 0, overrides for group 1)
 CONFIGS = {
@@ -376,46 +382,6 @@ def test_clip_then_sgd_matches_torch_clip_grad_norm_then_step():
 
 
 # ----------------------------------------------------------------------------- the module face
-
-
-def _pair_params(params: list[np.ndarray], dtype=np.float64):
-    ours = [fnn.Parameter(fm.tensor(p.astype(dtype))) for p in params]
-    theirs = [torch.nn.Parameter(torch.tensor(p.astype(dtype))) for p in params]
-    return ours, theirs
-
-
-def _groups(tensors, kw1):
-    return [
-        {"params": [tensors[i] for i in GROUPS[0]]},
-        {"params": [tensors[i] for i in GROUPS[1]], **kw1},
-    ]
-
-
-def _set_grads(ours, theirs, step, skip=()):
-    noise = _noise(step, [tuple(p.shape) for p in ours])
-    for i, (a, b, n) in enumerate(zip(ours, theirs, noise)):
-        if i in skip:
-            a.grad = None
-            b.grad = None
-            continue
-        a.grad = fm.tensor(_grad(a.detach().numpy(), n).astype(a.detach().numpy().dtype))
-        b.grad = torch.tensor(_grad(b.detach().numpy(), n).astype(b.detach().numpy().dtype))
-
-
-def _assert_same_params(ours, theirs, rtol=RTOL, atol=ATOL):
-    for a, b in zip(ours, theirs):
-        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=rtol, atol=atol)
-
-
-def _assert_same_state(ours_opt, torch_opt):
-    ours, theirs = ours_opt.state_dict(), torch_opt.state_dict()
-    assert ours["param_groups"] == theirs["param_groups"]
-    assert sorted(ours["state"]) == sorted(theirs["state"])
-    for i, st in theirs["state"].items():
-        assert list(ours["state"][i]) == list(st), i  # the same keys, in the same order
-        for k, v in st.items():
-            np.testing.assert_allclose(ours["state"][i][k].numpy(), v.numpy(), rtol=RTOL, atol=ATOL)
-            assert str(ours["state"][i][k].dtype) == str(v.dtype), (i, k)
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
