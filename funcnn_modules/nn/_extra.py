@@ -14,11 +14,11 @@ from typing import Any
 
 from funcnn_modules import _fnn, _functions
 from funcnn_modules.nn import functional as F
-from funcnn_modules.nn._common import float_dtype, place, set_params
 from funcnn_modules.nn._loss import _Loss
 from funcnn_modules.nn._module import Module
+from funcnn_modules.nn._normalization import _ChannelNorm
 from funcnn_modules.nn._parameter import Parameter
-from funcnn_modules.tensor import Tensor, wrap
+from funcnn_modules.tensor import Tensor
 
 __all__ = [
     "PReLU",
@@ -366,11 +366,10 @@ class CosineEmbeddingLoss(_Loss):
 
 # ----------------------------------------------------------------------------- instance norm
 
-_STATE = ("running_mean", "running_var", "num_batches_tracked")
 
-
-class _InstanceNorm(Module):
+class _InstanceNorm(_ChannelNorm):
     _no_batch_dim = 2  # the rank of an unbatched input: (C, *spatial)
+    _init = staticmethod(_fnn.init.instance_norm)
 
     def __init__(
         self,
@@ -384,49 +383,9 @@ class _InstanceNorm(Module):
         *,
         bias: bool = True,
     ) -> None:
-        super().__init__()
-        self.num_features = num_features
-        self.eps = eps
-        self.momentum = momentum
-        self.affine = affine
-        self.track_running_stats = track_running_stats
-        params, state = _fnn.init.instance_norm(
-            num_features,
-            affine=affine,
-            track_running_stats=track_running_stats,
-            dtype=float_dtype(dtype),
+        super().__init__(
+            num_features, eps, momentum, affine, track_running_stats, device, dtype, bias
         )
-        if affine and not bias:
-            params.pop("bias")
-        if not affine:
-            self.register_parameter("weight", None)
-        if not affine or not bias:
-            self.register_parameter("bias", None)
-        set_params(self, params, device)
-        for name in _STATE:
-            self.register_buffer(name, None if state is None else wrap(place(state[name], device)))
-
-    def reset_running_stats(self) -> None:
-        """Running mean 0, running variance 1, no batches counted."""
-        if self.track_running_stats:
-            _, state = _fnn.init.instance_norm(
-                self.num_features,
-                track_running_stats=True,
-                dtype=self.running_mean._value.dtype,
-            )
-            for name in _STATE:
-                getattr(self, name)._set_value(place(state[name], self.running_mean.device))
-
-    def reset_parameters(self) -> None:
-        """Running statistics reset; weight ones and bias zeros."""
-        self.reset_running_stats()
-        if self.affine:
-            params, _ = _fnn.init.instance_norm(
-                self.num_features, affine=True, dtype=self.weight._value.dtype
-            )
-            if self.bias is None:
-                params.pop("bias")
-            set_params(self, params, self.weight.device)
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         """Normalise each sample's channels over their spatial axes (instance statistics in
@@ -462,12 +421,6 @@ class _InstanceNorm(Module):
             self.eps,
         )
         return y.squeeze(0) if input.ndim == nb else y
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-            f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}"
-        )
 
 
 class InstanceNorm1d(_InstanceNorm):

@@ -16,8 +16,79 @@ __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm"
 _STATE = ("running_mean", "running_var", "num_batches_tracked")
 
 
-class _BatchNorm(Module):
+class _ChannelNorm(Module):
+    """What batch and instance norm share (PyTorch's ``_NormBase``): an optional per-channel
+    weight and bias, optional running statistics, their resets and the repr. ``_init`` makes
+    them: ``(num_features, affine=, track_running_stats=, dtype=) -> (params, state)``."""
+
+    _init: Any = None
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float,
+        momentum: float | None,
+        affine: bool,
+        track_running_stats: bool,
+        device: Any,
+        dtype: Any,
+        bias: bool,
+    ) -> None:
+        super().__init__()
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        params, state = type(self)._init(
+            num_features,
+            affine=affine,
+            track_running_stats=track_running_stats,
+            dtype=float_dtype(dtype),
+        )
+        if affine and not bias:
+            params.pop("bias")
+        if not affine:
+            self.register_parameter("weight", None)
+        if not affine or not bias:
+            self.register_parameter("bias", None)
+        set_params(self, params, device)
+        for name in _STATE:
+            self.register_buffer(name, None if state is None else wrap(place(state[name], device)))
+
+    def reset_running_stats(self) -> None:
+        """Running mean 0, running variance 1, no batches counted."""
+        if self.track_running_stats:
+            _, state = type(self)._init(
+                self.num_features, track_running_stats=True, dtype=self.running_mean._value.dtype
+            )
+            for name in _STATE:
+                getattr(self, name)._set_value(place(state[name], self.running_mean.device))
+
+    def reset_parameters(self) -> None:
+        """Running statistics reset; weight ones and bias zeros."""
+        self.reset_running_stats()
+        if self.affine:
+            params, _ = type(self)._init(
+                self.num_features,
+                affine=True,
+                track_running_stats=False,
+                dtype=self.weight._value.dtype,
+            )
+            if self.bias is None:
+                params.pop("bias")
+            set_params(self, params, self.weight.device)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+            f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}"
+        )
+
+
+class _BatchNorm(_ChannelNorm):
     _dims: tuple = (2, 3)
+    _init = staticmethod(_fnn.init_batch_norm)
 
     def __init__(
         self,
@@ -31,49 +102,9 @@ class _BatchNorm(Module):
         *,
         bias: bool = True,
     ) -> None:
-        super().__init__()
-        self.num_features = num_features
-        self.eps = eps
-        self.momentum = momentum
-        self.affine = affine
-        self.track_running_stats = track_running_stats
-        params, state = _fnn.init_batch_norm(
-            num_features,
-            affine=affine,
-            track_running_stats=track_running_stats,
-            dtype=float_dtype(dtype),
+        super().__init__(
+            num_features, eps, momentum, affine, track_running_stats, device, dtype, bias
         )
-        if affine and not bias:
-            params.pop("bias")
-        if not affine:
-            self.register_parameter("weight", None)
-        if not affine or not bias:
-            self.register_parameter("bias", None)
-        set_params(self, params, device)
-        if state is None:
-            for name in _STATE:
-                self.register_buffer(name, None)
-        else:
-            for name in _STATE:
-                self.register_buffer(name, wrap(place(state[name], device)))
-
-    def reset_running_stats(self) -> None:
-        """Running mean 0, running variance 1, no batches counted."""
-        if self.track_running_stats:
-            _, state = _fnn.init_batch_norm(self.num_features, dtype=self.running_mean._value.dtype)
-            for name in _STATE:
-                getattr(self, name)._set_value(place(state[name], self.running_mean.device))
-
-    def reset_parameters(self) -> None:
-        """Running statistics reset; weight ones and bias zeros."""
-        self.reset_running_stats()
-        if self.affine:
-            params, _ = _fnn.init_batch_norm(
-                self.num_features, track_running_stats=False, dtype=self.weight._value.dtype
-            )
-            if self.bias is None:
-                params.pop("bias")
-            set_params(self, params, self.weight.device)
 
     def _check_input(self, input: Tensor) -> None:  # noqa: A002
         if input.ndim not in self._dims:
@@ -102,12 +133,6 @@ class _BatchNorm(Module):
             for name in _STATE:
                 self._buffers[name]._set_value(strip(new_state[name]))
         return wrap(y)
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-            f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}"
-        )
 
 
 class BatchNorm1d(_BatchNorm):
