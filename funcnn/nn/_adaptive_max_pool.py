@@ -17,7 +17,7 @@ from typing import Any
 from funcnn import backend
 from funcnn import numpy as fnp
 from funcnn.autodiff._core import strip
-from funcnn.nn._conv import batched, check_floating, ntuple
+from funcnn.nn._pool import adaptive_geometry
 
 __all__ = ["adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d"]
 
@@ -53,18 +53,7 @@ def _adaptive_max_pool_nd(nd: int, x: Any, output_size: Any, return_indices: boo
     fn = f"adaptive_max_pool{nd}d"
     if return_indices:
         raise NotImplementedError(f"{fn}: return_indices=True is not supported")
-    x, unbatched = batched(fn, x, nd)
-    rx = strip(x)
-    check_floating(fn, "x", rx)
-    in_sp = tuple(rx.shape[2:])
-    if isinstance(output_size, (tuple, list)) and len(output_size) == nd:
-        output_size = tuple(s if s is not None else n for s, n in zip(output_size, in_sp))
-    out_sp = ntuple(output_size, nd, "output_size", fn, 1)
-    if any(s == 0 for s in in_sp):
-        raise ValueError(
-            f"{fn}: x has an empty spatial dimension (shape {tuple(rx.shape)}); each spatial "
-            "size must be at least 1"
-        )
+    x, unbatched, in_sp, out_sp = adaptive_geometry(fn, nd, x, output_size)
     y = x
     for axis in range(1 + nd, 1, -1):  # the last spatial axis first: row-major first maximum
         length, out = in_sp[axis - 2], out_sp[axis - 2]

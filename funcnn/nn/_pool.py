@@ -399,8 +399,9 @@ def _bin_matrix(length: int, out: int, like: Any) -> Any:
     return backend.asarray(rows, dtype=like.dtype, like=like)
 
 
-def _adaptive_avg_pool_nd(nd: int, x: Any, output_size: Any) -> Any:
-    fn = f"adaptive_avg_pool{nd}d"
+def adaptive_geometry(fn: str, nd: int, x: Any, output_size: Any) -> tuple:
+    """``(x batched, unbatched?, in_sp, out_sp)`` for an adaptive pool, after its checks;
+    None in an ``output_size`` tuple keeps that input size."""
     x, unbatched = batched(fn, x, nd)
     rx = strip(x)
     check_floating(fn, "x", rx)
@@ -409,7 +410,16 @@ def _adaptive_avg_pool_nd(nd: int, x: Any, output_size: Any) -> Any:
         output_size = tuple(s if s is not None else n for s, n in zip(output_size, in_sp))
     out_sp = ntuple(output_size, nd, "output_size", fn, 1)
     if any(s == 0 for s in in_sp):
-        raise ValueError(f"{fn}: x has an empty spatial dimension (shape {tuple(rx.shape)})")
+        raise ValueError(
+            f"{fn}: x has an empty spatial dimension (shape {tuple(rx.shape)}); each spatial "
+            "size must be at least 1"
+        )
+    return x, unbatched, in_sp, out_sp
+
+
+def _adaptive_avg_pool_nd(nd: int, x: Any, output_size: Any) -> Any:
+    x, unbatched, in_sp, out_sp = adaptive_geometry(f"adaptive_avg_pool{nd}d", nd, x, output_size)
+    rx = strip(x)
     if all(n % o == 0 for n, o in zip(in_sp, out_sp)):
         k = tuple(n // o for n, o in zip(in_sp, out_sp))
         geom = PoolGeom(k, k, (1,) * nd, ((0, 0),) * nd, in_sp, out_sp)
